@@ -1,0 +1,68 @@
+#!/usr/bin/env node
+/**
+ * The `edgepush` command: reads options from flags, environment and an optional config file,
+ * starts the server, and shuts down cleanly on SIGINT/SIGTERM (clients are told to reconnect).
+ */
+import { parseArgs } from 'node:util';
+import { ConfigError, OPTION_SPECS, flagName, helpText, resolveOptions } from './config.js';
+import { startServer } from './start.js';
+
+function parseCommandLine(argv: string[]): { cli: Record<string, string | boolean>; file?: string; help: boolean } {
+  const flags: Record<string, { type: 'string' | 'boolean' }> = { config: { type: 'string' }, help: { type: 'boolean' } };
+  const keyOfFlag = new Map<string, string>();
+  for (const [key, spec] of Object.entries(OPTION_SPECS)) {
+    flags[flagName(key)] = { type: spec.kind === 'boolean' ? 'boolean' : 'string' };
+    keyOfFlag.set(flagName(key), key);
+  }
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    ({ values } = parseArgs({ args: argv, options: flags, strict: true, allowPositionals: false }) as { values: Record<string, string | boolean | undefined> });
+  } catch (error) {
+    throw new ConfigError(`invalid command line: ${(error as Error).message} (see --help)`);
+  }
+  const cli: Record<string, string | boolean> = {};
+  for (const [flag, value] of Object.entries(values)) {
+    const key = keyOfFlag.get(flag);
+    if (key !== undefined && value !== undefined) cli[key] = value;
+  }
+  const file = typeof values['config'] === 'string' ? values['config'] : undefined;
+  return { cli, help: values['help'] === true, ...(file !== undefined ? { file } : {}) };
+}
+
+async function main(): Promise<void> {
+  let parsed;
+  let options;
+  try {
+    parsed = parseCommandLine(process.argv.slice(2));
+    if (parsed.help) {
+      process.stdout.write(helpText() + '\n');
+      return;
+    }
+    options = resolveOptions({ cli: parsed.cli, env: process.env, ...(parsed.file !== undefined ? { file: parsed.file } : {}) });
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`edgepush: ${error.message}\n`);
+      process.exit(2);
+    }
+    throw error;
+  }
+  const server = await startServer(options);
+  server.app.log.info(`edgepush listening on ${server.url} (source: ${server.source.kind}, epoch ${server.source.epoch})${options.demo ? `; demo page at ${server.url}/` : ''}`);
+  const stop = (signal: string): void => {
+    server.app.log.info(`${signal}: shutting down`);
+    server.close().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        server.app.log.error({ err: error }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.once('SIGINT', () => stop('SIGINT'));
+  process.once('SIGTERM', () => stop('SIGTERM'));
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`edgepush: failed to start: ${(error as Error).stack ?? String(error)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,205 @@
+/**
+ * Server options: one table gives each option its type, default, environment variable, CLI flag and
+ * description. The same table drives parsing, validation, `--help` and docs/config.md (a test
+ * checks the doc lists every option), so they cannot drift apart.
+ *
+ * Precedence, highest first: command line, environment (`EDGEPUSH_*`), config file (JSON), defaults.
+ */
+import { readFileSync } from 'node:fs';
+
+export interface ServerOptions {
+  /** @default 8080 */
+  port: number;
+  /** @default '0.0.0.0' */
+  host: string;
+  /** @default false */
+  demo: boolean;
+  /** @default 'info' */
+  logLevel: string;
+  /** @default 100 */
+  historySize: number;
+  /** @default 1048576 */
+  historyBytes: number;
+  /** @default 300 */
+  historyTtl: number;
+  /** @default 100000 */
+  maxIdleChannels: number;
+  /** @default 268435456 */
+  maxIdleBytes: number;
+  /** @default 65536 */
+  maxMessageBytes: number;
+  /** @default 100 */
+  maxChannelsPerSubscription: number;
+  /** @default 1048576 */
+  maxBufferedBytes: number;
+  /** @default 15 */
+  heartbeatInterval: number;
+  /** @default 2 */
+  reconnectDelay: number;
+  /** @default 25 */
+  pollTimeout: number;
+  /** @default 60 */
+  pollMaxTimeout: number;
+  /** @default 1000 */
+  pollMaxMessages: number;
+  /** @default 100 */
+  historyMaxLimit: number;
+  /** @default true */
+  allowPublish: boolean;
+  /** @default 300 */
+  idempotencyTtl: number;
+  /** @default '*' */
+  corsOrigin: string;
+}
+
+type Kind = 'integer' | 'number' | 'string' | 'boolean' | 'level';
+
+interface OptionSpec {
+  readonly kind: Kind;
+  readonly default: number | string | boolean;
+  readonly description: string;
+  readonly min?: number;
+  readonly max?: number;
+}
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+export const OPTION_SPECS: { readonly [K in keyof ServerOptions]: OptionSpec } = {
+  port: { kind: 'integer', default: 8080, min: 0, max: 65535, description: 'TCP port to listen on (0 picks a free one).' },
+  host: { kind: 'string', default: '0.0.0.0', description: 'Address to listen on.' },
+  demo: { kind: 'boolean', default: false, description: 'Run the built-in market-data publisher that feeds the demo page.' },
+  logLevel: { kind: 'level', default: 'info', description: `Log level: ${LOG_LEVELS.join(', ')}.` },
+  historySize: { kind: 'integer', default: 100, min: 1, max: 1_000_000, description: 'Most messages kept per channel for resume and history.' },
+  historyBytes: { kind: 'integer', default: 1_048_576, min: 1024, description: 'Most bytes kept per channel ring.' },
+  historyTtl: { kind: 'number', default: 300, min: 1, description: 'Seconds a message stays in its channel ring.' },
+  maxIdleChannels: { kind: 'integer', default: 100_000, min: 1, description: 'Most channels kept without subscribers; least recently used go first.' },
+  maxIdleBytes: { kind: 'integer', default: 268_435_456, min: 65_536, description: 'Most bytes of ring held by channels without subscribers.' },
+  maxMessageBytes: { kind: 'integer', default: 65_536, min: 16, max: 16_777_216, description: 'Largest message payload accepted by publish (and from the log).' },
+  maxChannelsPerSubscription: { kind: 'integer', default: 100, min: 1, max: 10_000, description: 'Most channels on one SSE or poll request, or one WebSocket.' },
+  maxBufferedBytes: { kind: 'integer', default: 1_048_576, min: 65_536, description: 'Outbox limit per connection; a client over it is disconnected as slow and resumes.' },
+  heartbeatInterval: { kind: 'number', default: 15, min: 0.05, max: 3600, description: 'Seconds between heartbeats (SSE id-only events, WebSocket pings).' },
+  reconnectDelay: { kind: 'number', default: 2, min: 0, max: 3600, description: 'Seconds a client should wait before reconnecting (SSE retry:).' },
+  pollTimeout: { kind: 'number', default: 25, min: 0, description: 'Seconds a long-poll waits when the request names no timeout.' },
+  pollMaxTimeout: { kind: 'number', default: 60, min: 0, description: 'Longest wait a long-poll request may ask for, in seconds.' },
+  pollMaxMessages: { kind: 'integer', default: 1000, min: 1, description: 'Most messages in one long-poll reply; the cursor continues from the last one.' },
+  historyMaxLimit: { kind: 'integer', default: 100, min: 1, description: 'Largest limit a history request may ask for.' },
+  allowPublish: { kind: 'boolean', default: true, description: 'Accept publishes from clients (POST /v1/publish, WebSocket publish).' },
+  idempotencyTtl: { kind: 'number', default: 300, min: 1, description: 'Seconds an Idempotency-Key is remembered.' },
+  corsOrigin: { kind: 'string', default: '*', description: 'Access-Control-Allow-Origin for /v1 routes.' },
+};
+
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+const KEYS = Object.keys(OPTION_SPECS) as (keyof ServerOptions)[];
+
+export function flagName(key: string): string {
+  return key.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase());
+}
+
+export function envName(key: string): string {
+  return 'EDGEPUSH_' + key.replace(/[A-Z]/g, (c) => '_' + c).toUpperCase();
+}
+
+export function defaultOptions(): ServerOptions {
+  const out: Record<string, unknown> = {};
+  for (const key of KEYS) out[key] = OPTION_SPECS[key].default;
+  return out as unknown as ServerOptions;
+}
+
+/** Converts one raw value (a string from env/CLI, or a JSON value from the file) or throws. */
+function coerce(key: keyof ServerOptions, raw: unknown, where: string): number | string | boolean {
+  const spec = OPTION_SPECS[key];
+  const fail = (expected: string): never => {
+    throw new ConfigError(`invalid configuration: ${where} must be ${expected}, got ${JSON.stringify(raw)}`);
+  };
+  switch (spec.kind) {
+    case 'boolean': {
+      if (typeof raw === 'boolean') return raw;
+      if (raw === 'true' || raw === '1' || raw === '') return true;
+      if (raw === 'false' || raw === '0') return false;
+      return fail('true or false');
+    }
+    case 'string':
+      return typeof raw === 'string' && raw.length > 0 ? raw : fail('a non-empty string');
+    case 'level':
+      return typeof raw === 'string' && LOG_LEVELS.includes(raw) ? raw : fail(`one of ${LOG_LEVELS.join(', ')}`);
+    case 'integer':
+    case 'number': {
+      const value = typeof raw === 'number' ? raw : typeof raw === 'string' && raw.trim() !== '' ? Number(raw) : NaN;
+      const integer = spec.kind === 'integer';
+      const bounds = `${spec.min !== undefined ? ` >= ${spec.min}` : ''}${spec.max !== undefined ? ` and <= ${spec.max}` : ''}`;
+      if (!Number.isFinite(value) || (integer && !Number.isInteger(value))) return fail(`${integer ? 'an integer' : 'a number'}${bounds}`);
+      if ((spec.min !== undefined && value < spec.min) || (spec.max !== undefined && value > spec.max)) return fail(`${integer ? 'an integer' : 'a number'}${bounds}`);
+      return value;
+    }
+  }
+}
+
+export interface ConfigSources {
+  /** Parsed command-line options: option key → raw string or boolean. */
+  readonly cli?: Readonly<Record<string, string | boolean | undefined>>;
+  readonly env?: Readonly<Record<string, string | undefined>>;
+  /** Path of a JSON config file. */
+  readonly file?: string;
+}
+
+/** Builds validated options from the layered sources; throws ConfigError naming the bad key. */
+export function resolveOptions(sources: ConfigSources): ServerOptions {
+  const options = defaultOptions() as unknown as Record<string, unknown>;
+  if (sources.file !== undefined) {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(readFileSync(sources.file, 'utf8'));
+    } catch (error) {
+      throw new ConfigError(`invalid configuration: cannot read config file ${sources.file}: ${(error as Error).message}`);
+    }
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+      throw new ConfigError(`invalid configuration: config file ${sources.file} must hold a JSON object`);
+    }
+    for (const [key, raw] of Object.entries(parsed)) {
+      if (!(key in OPTION_SPECS)) throw new ConfigError(`invalid configuration: unknown key "${key}" in ${sources.file}`);
+      options[key] = coerce(key as keyof ServerOptions, raw, `"${key}" in ${sources.file}`);
+    }
+  }
+  for (const key of KEYS) {
+    const raw = sources.env?.[envName(key)];
+    if (raw !== undefined) options[key] = coerce(key, raw, envName(key));
+  }
+  for (const key of KEYS) {
+    const raw = sources.cli?.[key];
+    if (raw !== undefined) options[key] = coerce(key, raw, `--${flagName(key)}`);
+  }
+  const result = options as unknown as ServerOptions;
+  if (result.pollTimeout > result.pollMaxTimeout) {
+    throw new ConfigError(`invalid configuration: pollTimeout (${result.pollTimeout}) must not exceed pollMaxTimeout (${result.pollMaxTimeout})`);
+  }
+  if (result.maxIdleBytes < result.historyBytes * 2) {
+    throw new ConfigError(`invalid configuration: maxIdleBytes (${result.maxIdleBytes}) must be at least twice historyBytes (${result.historyBytes})`);
+  }
+  return result;
+}
+
+/** Text of `--help`: every option with its flag, environment variable and default. */
+export function helpText(): string {
+  const lines = [
+    'edgepush: push Kafka (or the embedded log) to browsers and apps over WebSocket, SSE and long-poll.',
+    '',
+    'Usage: edgepush [options]',
+    '',
+    'Options (each also settable as an EDGEPUSH_* environment variable or a key in the --config file):',
+    '  --config <file>                 JSON file of options (keys as in docs/config.md)',
+    '  --help                          Show this help',
+  ];
+  for (const key of KEYS) {
+    const spec = OPTION_SPECS[key];
+    const flag = `--${flagName(key)}${spec.kind === 'boolean' ? '' : ' <value>'}`;
+    lines.push(`  ${flag.padEnd(32)}${spec.description}`);
+    lines.push(`  ${''.padEnd(32)}[${envName(key)}, default ${JSON.stringify(spec.default)}]`);
+  }
+  return lines.join('\n');
+}

@@ -1,0 +1,311 @@
+/**
+ * The channel engine: turns routed log records into prepared messages, keeps each channel's ring,
+ * fans messages out to subscribers and answers "what did this cursor miss?".
+ *
+ * It knows nothing about HTTP, sockets or Kafka. Dispatch and subscribe are synchronous, which is
+ * what makes resume gap-free: a subscriber is registered and its backlog read in one step, so no
+ * live message can slip between the two.
+ */
+import { LRUCache } from 'lru-cache';
+import type { Payload } from '../protocol/envelope.js';
+import { Channel, type Subscriber } from './channel.js';
+import { Frontier, MutableFrontier, WHOLE_RECORD, messageId, parseCursor } from './position.js';
+import { PreparedMessage } from './prepared-message.js';
+import type { RingLimits } from './ring.js';
+
+export interface EngineOptions {
+  /** Names the log; cursors from another epoch are answered with a reset. */
+  readonly epoch: string;
+  readonly partitions: number;
+  readonly ring: RingLimits;
+  /** Most channels kept without subscribers (their rings stay replayable until evicted). */
+  readonly maxIdleChannels: number;
+  /** Most ring bytes kept by channels without subscribers. */
+  readonly maxIdleBytes: number;
+  /** The node has seen every record after this frontier (its read-back start). Default: all. */
+  readonly start?: Frontier;
+  readonly now?: () => number;
+}
+
+/** One channel message routed out of a log record. */
+export interface RoutedMessage {
+  readonly channel: string;
+  readonly payload: Payload;
+  /** Source timestamp in ms. */
+  readonly ts: number;
+  /** Index within a split record; undefined when the record was not split. */
+  readonly item?: number;
+}
+
+export type ResetReason = 'cursor_expired' | 'unknown_epoch' | 'bad_cursor';
+
+/** Tells a client that its cursor could not be honoured exactly, and what may be missing. */
+export interface ResetNotice {
+  readonly reason: ResetReason;
+  readonly channel: string;
+  readonly message: string;
+  /** The cursor the client asked to resume from, when it could be read. */
+  readonly from?: string;
+  /** Messages after `from` up to this cursor may be missing; what follows is complete. */
+  readonly to?: string;
+}
+
+export interface Recovery {
+  /** Messages to send before live ones, oldest first. */
+  readonly backlog: PreparedMessage[];
+  readonly reset?: ResetNotice;
+}
+
+/** A client's cursor read against this log: where to start, or why it cannot be used. */
+export type ResumePoint =
+  | { readonly kind: 'now' }
+  | { readonly kind: 'cursor'; readonly cursor: Frontier }
+  | { readonly kind: 'reset'; readonly reason: ResetReason; readonly message: string; readonly text: string };
+
+export interface EngineStats {
+  records: number;
+  duplicateRecords: number;
+  messages: number;
+  deliveries: number;
+  deliveryErrors: number;
+  resets: Record<ResetReason, number>;
+  evictedChannels: number;
+}
+
+export class ChannelEngine {
+  readonly epoch: string;
+  readonly partitions: number;
+  readonly stats: EngineStats = {
+    records: 0,
+    duplicateRecords: 0,
+    messages: 0,
+    deliveries: 0,
+    deliveryErrors: 0,
+    resets: { cursor_expired: 0, unknown_epoch: 0, bad_cursor: 0 },
+    evictedChannels: 0,
+  };
+  /** Called when a subscriber throws; fan-out to the others goes on. */
+  onDeliveryError: (error: unknown, channel: string) => void = () => {};
+
+  readonly #options: EngineOptions;
+  readonly #now: () => number;
+  readonly #frontier: MutableFrontier;
+  readonly #start: Frontier;
+  #seq = 0;
+  readonly #active = new Map<string, Channel>();
+  readonly #idle: LRUCache<string, Channel>;
+  /** Where evicted channels stopped being replayable; consulted when a name comes back. */
+  readonly #tombstones: LRUCache<string, Frontier>;
+  /** Past this frontier, any channel not in the maps or tombstones may have lost messages. */
+  #forgottenThrough: Frontier;
+
+  constructor(options: EngineOptions) {
+    this.#options = options;
+    this.epoch = options.epoch;
+    this.partitions = options.partitions;
+    this.#now = options.now ?? Date.now;
+    this.#start = options.start ?? Frontier.empty(options.epoch, options.partitions);
+    this.#frontier = new MutableFrontier(options.epoch, this.#start);
+    this.#forgottenThrough = this.#start;
+    this.#tombstones = new LRUCache<string, Frontier>({
+      max: options.maxIdleChannels,
+      dispose: (lost, _name, reason) => {
+        if (reason === 'evict') this.#forgottenThrough = this.#forgottenThrough.max(lost);
+      },
+    });
+    this.#idle = new LRUCache<string, Channel>({
+      max: options.maxIdleChannels,
+      maxSize: options.maxIdleBytes,
+      sizeCalculation: (channel) => channel.ring.bytes + channel.name.length + 128,
+      dispose: (_channel, name, reason) => {
+        if (reason !== 'evict') return;
+        this.stats.evictedChannels++;
+        this.#tombstones.set(name, this.#frontier.snapshot());
+      },
+    });
+  }
+
+  /** The last dispatched position of every partition. */
+  frontier(): Frontier {
+    return this.#frontier.snapshot();
+  }
+
+  get channelCounts(): { active: number; idle: number } {
+    return { active: this.#active.size, idle: this.#idle.size };
+  }
+
+  /**
+   * Takes one log record's channel messages (possibly none) and fans them out. Records at or
+   * before the frontier were seen already (a re-delivery after a reconnect) and are skipped, so a
+   * source may replay overlapping ranges without causing duplicates.
+   */
+  dispatchRecord(partition: number, offset: number, messages: readonly RoutedMessage[]): void {
+    if (partition < 0 || partition >= this.partitions) throw new RangeError(`partition ${partition} is not in 0..${this.partitions - 1}`);
+    if (offset <= (this.#frontier.offsets[partition] as number)) {
+      this.stats.duplicateRecords++;
+      return;
+    }
+    this.stats.records++;
+    if (messages.length === 0) {
+      this.#frontier.advance(partition, offset, WHOLE_RECORD);
+      return;
+    }
+    const now = this.#now();
+    for (let i = 0; i < messages.length; i++) {
+      const routed = messages[i] as RoutedMessage;
+      const item = routed.item ?? 0;
+      this.#frontier.advance(partition, offset, i === messages.length - 1 ? WHOLE_RECORD : item);
+      const message = new PreparedMessage(
+        routed.channel,
+        partition,
+        offset,
+        item,
+        messageId(partition, offset, routed.item),
+        routed.ts,
+        routed.payload,
+        this.#frontier.snapshot(),
+        ++this.#seq,
+        now,
+      );
+      this.#append(message, now);
+    }
+  }
+
+  /** Reads a client's cursor text (undefined or empty: start from now). */
+  resumePoint(text: string | undefined): ResumePoint {
+    if (text === undefined || text === '') return { kind: 'now' };
+    const parsed = parseCursor(text, this.epoch, this.partitions);
+    if (parsed.ok) return { kind: 'cursor', cursor: parsed.frontier };
+    return { kind: 'reset', reason: parsed.reason, message: parsed.message, text };
+  }
+
+  /**
+   * Registers `subscriber` on `channel` and returns what it missed since `from`, in one synchronous
+   * step. Rules (architecture.md, "Positions"): nothing at or before the cursor; the ring's backlog
+   * when it reaches back far enough; otherwise a reset notice and whatever the ring still holds.
+   */
+  subscribe(channel: string, subscriber: Subscriber, from: ResumePoint): Recovery {
+    const target = this.#activate(channel);
+    target.subscribers.add(subscriber);
+    return this.#recover(target, from);
+  }
+
+  unsubscribe(channel: string, subscriber: Subscriber): void {
+    const target = this.#active.get(channel);
+    if (!target || !target.subscribers.delete(subscriber)) return;
+    if (target.subscribers.size === 0) {
+      this.#active.delete(channel);
+      this.#idle.set(channel, target);
+    }
+  }
+
+  /**
+   * A cursor the client may store as soon as a subscription starts, before its backlog arrives:
+   * just before the first backlog message, or the current frontier when there is no backlog. Never
+   * behind the client's own cursor.
+   */
+  startCursor(from: ResumePoint, backlog: readonly PreparedMessage[]): Frontier {
+    const first = backlog[0];
+    let start = this.#frontier.snapshot();
+    if (first) {
+      start = first.item > 0
+        ? first.frontier.withPosition(first.partition, first.offset, first.item - 1)
+        : first.frontier.withPosition(first.partition, first.offset - 1, WHOLE_RECORD);
+    }
+    return from.kind === 'cursor' ? start.max(from.cursor) : start;
+  }
+
+  /** What a cursor missed on `channel`, without subscribing (long-poll, history). */
+  recover(channel: string, from: ResumePoint): Recovery {
+    const existing = this.#active.get(channel) ?? this.#idle.get(channel);
+    if (existing) return this.#recover(existing, from);
+    // No ring at all: a throwaway empty channel answers with the same rules, without keeping state.
+    return this.#recover(new Channel(channel, this.#options.ring, this.#replayableAfterForNew(channel, false)), from);
+  }
+
+  /** The newest `limit` messages of a channel, oldest first. */
+  history(channel: string, limit: number): PreparedMessage[] {
+    const target = this.#active.get(channel) ?? this.#idle.get(channel);
+    if (!target) return [];
+    target.ring.expire(this.#now());
+    return target.ring.latest(limit);
+  }
+
+  #recover(target: Channel, from: ResumePoint): Recovery {
+    target.ring.expire(this.#now());
+    if (from.kind === 'now') return { backlog: [] };
+    if (from.kind === 'reset') {
+      this.stats.resets[from.reason]++;
+      const reset: ResetNotice = { reason: from.reason, channel: target.name, message: from.message };
+      // A cursor of another epoch comes from a log that was replaced (the embedded log restarted):
+      // everything this log holds is new to the client, so it gets all that is still replayable.
+      // An unreadable cursor says nothing of what the client has, so it starts from now.
+      const backlog = from.reason === 'unknown_epoch' ? target.ring.latest(target.ring.count) : [];
+      return { backlog, reset };
+    }
+    const backlog = target.ring.since(from.cursor);
+    if (target.canReplayFrom(from.cursor)) return { backlog };
+    this.stats.resets.cursor_expired++;
+    return {
+      backlog,
+      reset: {
+        reason: 'cursor_expired',
+        channel: target.name,
+        message: 'messages after the cursor are no longer held; some may be missing',
+        from: from.cursor.toString(),
+        to: target.replayableAfter.max(from.cursor).toString(),
+      },
+    };
+  }
+
+  #append(message: PreparedMessage, now: number): void {
+    this.stats.messages++;
+    let target = this.#active.get(message.channel);
+    if (target) {
+      target.ring.push(message, now);
+      for (const subscriber of target.subscribers) {
+        try {
+          subscriber.deliver(message);
+          this.stats.deliveries++;
+        } catch (error) {
+          this.stats.deliveryErrors++;
+          this.onDeliveryError(error, message.channel);
+        }
+      }
+      return;
+    }
+    target = this.#idle.get(message.channel) ?? new Channel(message.channel, this.#options.ring, this.#replayableAfterForNew(message.channel, true));
+    target.ring.push(message, now);
+    // set() again so the LRU learns the ring's new size (and may evict to stay in budget).
+    this.#idle.set(message.channel, target);
+  }
+
+  #activate(name: string): Channel {
+    let target = this.#active.get(name);
+    if (target) return target;
+    target = this.#idle.get(name);
+    if (target) this.#idle.delete(name);
+    else target = new Channel(name, this.#options.ring, this.#replayableAfterForNew(name, true));
+    this.#active.set(name, target);
+    return target;
+  }
+
+  /**
+   * A channel the engine holds no ring for may have had messages before: when it was evicted, or
+   * when the node started. Its ring can only vouch for what comes after all of those points.
+   */
+  #replayableAfterForNew(name: string, creating: boolean): Frontier {
+    const tombstone = this.#tombstones.get(name);
+    // Once the channel exists again its own replayableAfter carries the tombstone forward.
+    if (tombstone && creating) this.#tombstones.delete(name);
+    const base = this.#forgottenThrough;
+    return tombstone ? base.max(tombstone) : base;
+  }
+}
+
+/** Several channels' backlogs as one stream in dispatch order, which every cursor on it relies on. */
+export function mergeBacklogs(recoveries: readonly Recovery[]): PreparedMessage[] {
+  const withBacklog = recoveries.filter((recovery) => recovery.backlog.length > 0);
+  if (withBacklog.length === 1) return (withBacklog[0] as Recovery).backlog;
+  return withBacklog.flatMap((recovery) => recovery.backlog).sort((a, b) => a.seq - b.seq);
+}

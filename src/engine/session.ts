@@ -1,0 +1,175 @@
+/**
+ * One client connection's subscriptions on a streaming transport (SSE, WebSocket).
+ *
+ * The session decides what to send and when to give up; the sink (the transport) only writes bytes.
+ * The sink's own buffer is the outbox: it is counted, and a client that lets it grow past the limit
+ * is disconnected with a "slow" code, to come back and resume from its cursor. Nothing is dropped
+ * silently and nothing grows without bound.
+ */
+import type { Disconnect } from '../errors.js';
+import { DISCONNECTS } from '../errors.js';
+import type { Subscriber } from './channel.js';
+import type { ChannelEngine, Recovery, ResumePoint } from './engine.js';
+import type { Frontier } from './position.js';
+import type { PreparedMessage, WireFormat } from './prepared-message.js';
+
+/** What a transport gives a session: a place to write shared bytes, and a way to hang up. */
+export interface SessionSink {
+  readonly format: WireFormat;
+  /** Bytes accepted by write() and not yet handed to the network. */
+  readonly bufferedAmount: number;
+  write(bytes: Buffer): void;
+  /** Ends the connection telling the client why; the transport then calls session.close(). */
+  disconnect(reason: Disconnect): void;
+}
+
+export interface SessionLimits {
+  /** Most bytes the outbox may hold before the client counts as slow. */
+  readonly maxBufferedBytes: number;
+}
+
+export class Subscription implements Subscriber {
+  /**
+   * The client's cursor while it is ahead of this node on some partition (it came from a node that
+   * had read further): messages at or before it are skipped, and the cursors sent are raised to it
+   * so the client's cursor never moves backwards. Cleared once the node has caught up.
+   */
+  floor: Frontier | null;
+
+  constructor(readonly session: Session, readonly channel: string, floor: Frontier | null) {
+    this.floor = floor;
+  }
+
+  deliver(message: PreparedMessage): void {
+    this.session.send(this, message);
+  }
+}
+
+export class Session {
+  readonly #subscriptions = new Map<string, Subscription>();
+  #closed = false;
+  #replaying = false;
+  /**
+   * Extra outbox room granted to a replayed backlog (bounded by the rings it came from), so a
+   * resume is not mistaken for a slow client. Spent once the outbox drains below the limit: from
+   * then on the client may fall behind the live stream by at most maxBufferedBytes.
+   */
+  #allowance = 0;
+  /** Messages written, for the metrics. */
+  delivered = 0;
+
+  constructor(
+    readonly engine: ChannelEngine,
+    readonly sink: SessionSink,
+    private readonly limits: SessionLimits,
+  ) {}
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  get channelCount(): number {
+    return this.#subscriptions.size;
+  }
+
+  has(channel: string): boolean {
+    return this.#subscriptions.has(channel);
+  }
+
+  /**
+   * Subscribes (or re-subscribes, replacing the old cursor) and returns the recovery. The caller
+   * writes any reset notice and then passes the backlog to {@link replay}, before returning to the
+   * event loop, so that no live message can come between the backlog and the live stream.
+   */
+  subscribe(channel: string, from: ResumePoint): Recovery {
+    this.unsubscribe(channel);
+    const floor = from.kind === 'cursor' && !this.engine.frontier().covers(from.cursor) ? from.cursor : null;
+    const subscription = new Subscription(this, channel, floor);
+    this.#subscriptions.set(channel, subscription);
+    return this.engine.subscribe(channel, subscription, from);
+  }
+
+  unsubscribe(channel: string): boolean {
+    const subscription = this.#subscriptions.get(channel);
+    if (!subscription) return false;
+    this.#subscriptions.delete(channel);
+    this.engine.unsubscribe(channel, subscription);
+    return true;
+  }
+
+  /** Sends a backlog (possibly merged from several channels, oldest first). */
+  replay(messages: readonly PreparedMessage[]): void {
+    this.#replaying = true;
+    try {
+      for (const message of messages) {
+        const subscription = this.#subscriptions.get(message.channel);
+        if (subscription) this.send(subscription, message);
+      }
+    } finally {
+      this.#replaying = false;
+    }
+    this.#allowance = Math.max(this.#allowance, this.sink.bufferedAmount - this.limits.maxBufferedBytes);
+  }
+
+  /** The cursor to report when nothing else is being sent (heartbeats, pongs). */
+  idleCursor(): Frontier | undefined {
+    const frontier = this.engine.frontier();
+    let result = frontier;
+    let floor: Frontier | null = null;
+    for (const subscription of this.#subscriptions.values()) {
+      if (subscription.floor === null) continue;
+      if (frontier.covers(subscription.floor)) subscription.floor = null;
+      else if (floor === null || floor === subscription.floor) floor = subscription.floor;
+      else return undefined; // floors differ per channel: no single cursor is right for all.
+    }
+    if (floor !== null) result = frontier.max(floor);
+    return result;
+  }
+
+  send(subscription: Subscription, message: PreparedMessage): void {
+    if (this.#closed) return;
+    const format = this.sink.format;
+    let bytes: Buffer;
+    const floor = subscription.floor;
+    if (floor === null) {
+      bytes = message.encoded(format);
+    } else if (message.isCoveredBy(floor)) {
+      return; // the client has it already
+    } else if (message.frontier.covers(floor)) {
+      subscription.floor = null;
+      bytes = message.encoded(format);
+    } else {
+      bytes = message.encodedWithCursor(format, floor);
+    }
+    this.sink.write(bytes);
+    this.delivered++;
+    this.#checkOutbox();
+  }
+
+  /** Writes bytes that are not channel messages (replies, notices), with the same outbox limit. */
+  writeControl(bytes: Buffer): void {
+    if (this.#closed) return;
+    this.sink.write(bytes);
+    this.#checkOutbox();
+  }
+
+  #checkOutbox(): void {
+    if (this.#replaying) return;
+    const buffered = this.sink.bufferedAmount;
+    if (buffered <= this.limits.maxBufferedBytes) this.#allowance = 0;
+    else if (buffered > this.limits.maxBufferedBytes + this.#allowance) this.disconnect(DISCONNECTS.slow);
+  }
+
+  disconnect(reason: Disconnect): void {
+    if (this.#closed) return;
+    this.close();
+    this.sink.disconnect(reason);
+  }
+
+  /** Unsubscribes everything; idempotent. Transports call it when the connection ends. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const channel of [...this.#subscriptions.keys()]) this.unsubscribe(channel);
+  }
+}

@@ -1,0 +1,69 @@
+/**
+ * Every error a client can see, in one table: HTTP errors and WebSocket `error` ops share codes,
+ * and WebSocket close codes are listed beside them. docs/protocol.md lists each one (a test checks).
+ */
+
+export interface ErrorSpec {
+  readonly status: number;
+  /** True when the same request may succeed later unchanged. */
+  readonly retryable: boolean;
+  readonly description: string;
+}
+
+export const ERROR_CODES = {
+  bad_request: { status: 400, retryable: false, description: 'A parameter or body field is missing or malformed.' },
+  bad_json: { status: 400, retryable: false, description: 'The body or frame is not valid JSON.' },
+  bad_channel: { status: 400, retryable: false, description: 'A channel name breaks the channel name rules.' },
+  too_many_channels: { status: 400, retryable: false, description: 'More channels than one subscription or connection may hold.' },
+  unknown_op: { status: 400, retryable: false, description: 'A WebSocket frame names an op the server does not know.' },
+  not_subscribed: { status: 400, retryable: false, description: 'An unsubscribe names a channel the connection is not subscribed to.' },
+  unsupported_frame: { status: 400, retryable: false, description: 'A binary WebSocket frame where only JSON text frames are accepted.' },
+  message_too_large: { status: 413, retryable: false, description: 'A published message, request body or frame is over the size limit.' },
+  publish_disabled: { status: 403, retryable: false, description: 'This server does not accept publishes from clients (allowPublish is off).' },
+  not_found: { status: 404, retryable: false, description: 'No such route.' },
+  unavailable: { status: 503, retryable: true, description: 'The log cannot take publishes right now (e.g. Kafka is unreachable).' },
+  internal: { status: 500, retryable: true, description: 'An unexpected server error; the server logged it.' },
+} as const satisfies Record<string, ErrorSpec>;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+/** An error meant for the client: a code from {@link ERROR_CODES} and a precise message. */
+export class PushError extends Error {
+  readonly code: ErrorCode;
+
+  constructor(code: ErrorCode, message: string) {
+    super(message);
+    this.name = 'PushError';
+    this.code = code;
+  }
+
+  get status(): number {
+    return ERROR_CODES[this.code].status;
+  }
+
+  get retryable(): boolean {
+    return ERROR_CODES[this.code].retryable;
+  }
+
+  toJSON(): { code: ErrorCode; message: string } {
+    return { code: this.code, message: this.message };
+  }
+}
+
+/**
+ * Why the server ends a connection. WebSocket close codes 4000–4499 mean "reconnect and resume
+ * from your cursor"; 4500–4999 mean "do not retry unchanged". SSE streams carry the same code in a
+ * final `event: disconnect`.
+ */
+export interface Disconnect {
+  readonly code: number;
+  /** At most 123 bytes (the WebSocket close-frame limit). */
+  readonly reason: string;
+  readonly reconnect: boolean;
+}
+
+export const DISCONNECTS = {
+  shutdown: { code: 4001, reason: 'server shutting down', reconnect: true },
+  slow: { code: 4008, reason: 'slow consumer: outbox over limit, resume from your cursor', reconnect: true },
+  noPong: { code: 4009, reason: 'no pong within the heartbeat timeout', reconnect: true },
+} as const satisfies Record<string, Disconnect>;

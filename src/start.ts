@@ -1,0 +1,84 @@
+/**
+ * Composition root: options → source → engine → HTTP server. No logic of its own; everything it
+ * wires is tested on its own, and this is what the CLI, the tests and the benchmarks all start.
+ */
+import { join } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import { buildServer } from '../transports/server.js';
+import type { ServerOptions } from './config.js';
+import { startMarketFeed, type MarketFeed } from './demo/market-feed.js';
+import { ChannelEngine } from './engine/engine.js';
+import { createMetrics } from './metrics.js';
+import { packageRoot } from './package-root.js';
+import { Publisher } from './publish/publisher.js';
+import { createIngest, rateLimitedLog } from './routing/ingest.js';
+import { KeyRouter } from './routing/record-router.js';
+import { EmbeddedLog } from './source/embedded-log.js';
+import type { Source } from './source/source.js';
+
+export interface RunningServer {
+  readonly app: FastifyInstance;
+  readonly engine: ChannelEngine;
+  readonly source: Source;
+  /** `http://host:port` as bound (the real port when port 0 was asked for). */
+  readonly url: string;
+  readonly port: number;
+  close(): Promise<void>;
+}
+
+export interface StartExtras {
+  /** Defaults to a new embedded log. */
+  readonly source?: Source;
+  /** Folder served at `/`; defaults to the package's public/; false serves nothing. */
+  readonly publicDir?: string | false;
+}
+
+export async function startServer(options: ServerOptions, extras: StartExtras = {}): Promise<RunningServer> {
+  const source = extras.source ?? new EmbeddedLog();
+  const engine = new ChannelEngine({
+    epoch: source.epoch,
+    partitions: source.partitions,
+    start: source.start,
+    ring: { maxCount: options.historySize, maxBytes: options.historyBytes, maxAgeMs: options.historyTtl * 1000 },
+    maxIdleChannels: options.maxIdleChannels,
+    maxIdleBytes: options.maxIdleBytes,
+  });
+  const metrics = createMetrics(engine);
+  const publisher = new Publisher(source, { maxMessageBytes: options.maxMessageBytes, idempotencyTtl: options.idempotencyTtl }, metrics.published);
+  const publicDir = extras.publicDir === false ? undefined : (extras.publicDir ?? join(packageRoot(), 'public'));
+  const app = await buildServer({ options, engine, publisher, metrics, source, ...(publicDir ? { publicDir } : {}) });
+
+  engine.onDeliveryError = (error, channel) => app.log.error({ err: error, channel }, 'delivery to a subscriber failed');
+  const logBadRecord = rateLimitedLog(10, (line, details) => app.log.warn(details ?? {}, line));
+  await source.open(
+    createIngest(engine, new KeyRouter(options.maxMessageBytes), (record, problem) => {
+      metrics.badRecord();
+      logBadRecord(`skipped a log record: ${problem}`, { partition: record.partition, offset: record.offset });
+    }),
+  );
+  await app.listen({ port: options.port, host: options.host });
+  const address = app.server.address();
+  const port = typeof address === 'object' && address ? address.port : options.port;
+  const host = options.host === '0.0.0.0' || options.host === '::' ? '127.0.0.1' : options.host;
+  const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+
+  let feed: MarketFeed | undefined;
+  if (options.demo) feed = startMarketFeed(publisher, (error) => app.log.warn({ err: error }, 'demo publish failed'));
+
+  let closing: Promise<void> | undefined;
+  return {
+    app,
+    engine,
+    source,
+    url,
+    port,
+    close() {
+      closing ??= (async () => {
+        feed?.stop();
+        await app.close();
+        await source.close();
+      })();
+      return closing;
+    },
+  };
+}

@@ -1,0 +1,211 @@
+/**
+ * The transport conformance suite: the same behaviour checked over real sockets for SSE, long-poll
+ * and WebSocket. What a user notices: every message, in order, none twice, across disconnects; an
+ * explicit reset when a cursor cannot be honoured; slow clients cut and resumed; bad input refused.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { RunningServer } from '../../src/start.js';
+import { publish, startTestServer } from '../helpers/server.js';
+import type { ClientFactory, TestClient } from '../helpers/test-client.js';
+
+export interface ConformanceOptions {
+  /** Whether the client can stop reading (streaming transports); long-poll replies are bounded instead. */
+  readonly canBeSlow: boolean;
+  /** The close or disconnect code a slow client sees. */
+  readonly slowCode?: number;
+}
+
+const dataOf = (client: TestClient, channel: string): unknown[] => client.received.filter((m) => m.channel === channel).map((m) => m.data);
+
+/** A deterministic pseudo-random sequence, so a failing run can be repeated exactly. */
+function random(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state * 1664525 + 1013904223) >>> 0;
+    return state / 2 ** 32;
+  };
+}
+
+export function runConformance(name: string, open: ClientFactory, options: ConformanceOptions): void {
+  describe(`${name} transport conformance`, () => {
+    let server: RunningServer;
+    let url: string;
+    const clients: TestClient[] = [];
+    const track = (client: TestClient): TestClient => {
+      clients.push(client);
+      return client;
+    };
+
+    beforeAll(async () => {
+      server = await startTestServer({ historySize: 10_000, historyBytes: 64 * 1024 * 1024, maxIdleBytes: 256 * 1024 * 1024, heartbeatInterval: 1 });
+      url = server.url;
+    });
+    afterAll(async () => {
+      for (const client of clients) client.drop();
+      await server.close();
+    });
+
+    it('delivers published messages in order with their envelope', async () => {
+      const client = track(open(url, ['conf/basic']));
+      await client.ready;
+      const ids = await publish(url, [1, 2, 3, 4, 5].map((n) => ({ channel: 'conf/basic', data: { n, text: 'é"\n' } })));
+      await client.waitFor(() => client.received.length === 5, '5 messages');
+      expect(client.received.map((m) => m.data)).toEqual([1, 2, 3, 4, 5].map((n) => ({ n, text: 'é"\n' })));
+      expect(client.received.map((m) => m.id)).toEqual(ids);
+      expect(client.received.every((m) => m.channel === 'conf/basic' && typeof m.ts === 'number')).toBe(true);
+    });
+
+    it('carries several channels on one subscription, and only those', async () => {
+      const client = track(open(url, ['conf/multi/a', 'conf/multi/b']));
+      await client.ready;
+      await publish(url, [
+        { channel: 'conf/multi/a', data: 'a1' },
+        { channel: 'conf/multi/c', data: 'c1' },
+        { channel: 'conf/multi/b', data: 'b1' },
+        { channel: 'conf/multi/a', data: 'a2' },
+      ]);
+      await publish(url, [{ channel: 'conf/multi/b', data: 'b2' }]);
+      await client.waitFor(() => client.received.length === 4, '4 messages');
+      expect(client.received.map((m) => m.data)).toEqual(['a1', 'b1', 'a2', 'b2']);
+    });
+
+    it('starts from now: a subscriber gets nothing published before it, and a cursor at once', async () => {
+      await publish(url, [{ channel: 'conf/now', data: 'old' }]);
+      const client = track(open(url, ['conf/now']));
+      await client.ready;
+      expect(client.cursor).toMatch(/^[0-9a-z]+\./);
+      await publish(url, [{ channel: 'conf/now', data: 'new' }]);
+      await client.waitFor(() => client.received.length === 1, 'the new message');
+      expect(dataOf(client, 'conf/now')).toEqual(['new']);
+    });
+
+    it('resumes exactly across random disconnects: thousands of messages, none lost, none twice', async () => {
+      const channels = ['conf/resume/a', 'conf/resume/b'];
+      const total = 3000;
+      const expected: Record<string, number[]> = { 'conf/resume/a': [], 'conf/resume/b': [] };
+      const got: Record<string, number[]> = { 'conf/resume/a': [], 'conf/resume/b': [] };
+      const next = random(name.length * 7919);
+      let client = track(open(url, channels));
+      await client.ready;
+      let publishing = true;
+      const publisher = (async () => {
+        for (let n = 0; n < total; n += 50) {
+          const batch = [];
+          for (let i = n; i < n + 50; i++) {
+            const channel = ['conf/resume/a', 'conf/resume/b', 'conf/resume/other'][i % 3] as string;
+            expected[channel]?.push(i);
+            batch.push({ channel, data: i });
+          }
+          await publish(url, batch);
+        }
+        publishing = false;
+      })();
+      let reconnects = 0;
+      const collected = (): number => got['conf/resume/a']!.length + got['conf/resume/b']!.length + client.received.length;
+      while (publishing || collected() < 2000) {
+        const target = collected() + 50 + Math.floor(next() * 250);
+        await client.waitFor(() => client.received.length + collected() - client.received.length >= Math.min(target, 2000) || (!publishing && collected() >= 2000), `messages up to ${target}`);
+        if (!publishing && collected() >= 2000) break;
+        client.drop();
+        for (const message of client.received) got[message.channel]?.push(message.data as number);
+        const cursor = client.cursor;
+        client = track(open(url, channels, cursor === undefined ? {} : { cursor }));
+        await client.ready;
+        reconnects++;
+      }
+      await publisher;
+      await client.waitFor(() => collected() >= 2000, 'all 2000 messages');
+      for (const message of client.received) got[message.channel]?.push(message.data as number);
+      expect(reconnects).toBeGreaterThan(3);
+      expect(got['conf/resume/a']).toEqual(expected['conf/resume/a']);
+      expect(got['conf/resume/b']).toEqual(expected['conf/resume/b']);
+      expect(client.resets).toEqual([]);
+    });
+
+    it('answers a cursor the ring no longer covers with a reset, then what it still holds', async () => {
+      const small = await startTestServer({ historySize: 5 });
+      try {
+        const first = track(open(small.url, ['conf/expired']));
+        await first.ready;
+        await publish(small.url, [{ channel: 'conf/expired', data: 0 }]);
+        await first.waitFor(() => first.received.length === 1, 'the first message');
+        first.drop();
+        await publish(small.url, Array.from({ length: 20 }, (_, i) => ({ channel: 'conf/expired', data: i + 1 })));
+        const again = track(open(small.url, ['conf/expired'], { cursor: first.cursor as string }));
+        await again.ready;
+        await again.waitFor(() => again.received.length === 5 && again.resets.length === 1, 'a reset and the 5 messages still held');
+        expect(again.resets[0]).toMatchObject({ reason: 'cursor_expired', channel: 'conf/expired', from: first.cursor });
+        expect(again.received.map((m) => m.data)).toEqual([16, 17, 18, 19, 20]);
+      } finally {
+        await small.close();
+      }
+    });
+
+    it('answers a cursor from another log with an unknown_epoch reset and continues', async () => {
+      const other = await startTestServer();
+      let foreign: string;
+      try {
+        const probe = track(open(other.url, ['conf/epoch']));
+        await probe.ready;
+        foreign = probe.cursor as string;
+        probe.drop();
+      } finally {
+        await other.close();
+      }
+      const client = track(open(url, ['conf/epoch'], { cursor: foreign }));
+      await client.ready;
+      await client.waitFor(() => client.resets.length === 1, 'a reset');
+      expect(client.resets[0]).toMatchObject({ reason: 'unknown_epoch', channel: 'conf/epoch' });
+      await publish(url, [{ channel: 'conf/epoch', data: 'after' }]);
+      await client.waitFor(() => client.received.some((m) => m.data === 'after'), 'the message after the reset');
+    });
+
+    it('answers a malformed cursor with a bad_cursor reset and starts from now', async () => {
+      await publish(url, [{ channel: 'conf/garbage', data: 'before' }]);
+      const client = track(open(url, ['conf/garbage'], { cursor: 'not a cursor!' }));
+      await client.ready;
+      await client.waitFor(() => client.resets.length === 1, 'a reset');
+      expect(client.resets[0]).toMatchObject({ reason: 'bad_cursor', channel: 'conf/garbage' });
+      await publish(url, [{ channel: 'conf/garbage', data: 'after' }]);
+      await client.waitFor(() => client.received.length === 1, 'the message after the reset');
+      expect(dataOf(client, 'conf/garbage')).toEqual(['after']);
+    });
+
+    it('refuses an invalid channel name with a precise error, and keeps serving', async () => {
+      const bad = open(url, ['ok/channel', 'bad//channel']);
+      await expect(bad.ready).rejects.toMatchObject({ code: 'bad_channel' });
+      const good = track(open(url, ['conf/after-bad']));
+      await good.ready;
+      await publish(url, [{ channel: 'conf/after-bad', data: 1 }]);
+      await good.waitFor(() => good.received.length === 1, 'a message after the bad request');
+    });
+
+    if (options.canBeSlow) {
+      it('disconnects a client that stops reading, which then resumes with nothing lost', async () => {
+        const slowServer = await startTestServer({ maxBufferedBytes: 65_536, historySize: 1000, historyBytes: 64 * 1024 * 1024, maxIdleBytes: 256 * 1024 * 1024 });
+        try {
+          const client = track(open(slowServer.url, ['conf/slow']));
+          await client.ready;
+          client.pause();
+          const blob = 'x'.repeat(30_000);
+          const count = 400; // 12 MB: far more than the socket buffers on both sides can absorb
+          for (let n = 0; n < count; n += 20) {
+            await publish(slowServer.url, Array.from({ length: 20 }, (_, i) => ({ channel: 'conf/slow', data: { n: n + i, blob } })));
+          }
+          client.resume();
+          await client.waitFor(() => client.ended !== undefined, 'the slow-consumer disconnect');
+          expect(client.ended?.code).toBe(options.slowCode);
+          expect(client.received.length).toBeLessThan(count);
+          const again = track(open(slowServer.url, ['conf/slow'], { cursor: client.cursor as string }));
+          await again.ready;
+          await again.waitFor(() => client.received.length + again.received.length >= count, 'the rest after resuming');
+          const all = [...client.received, ...again.received].map((m) => (m.data as { n: number }).n);
+          expect(all).toEqual(Array.from({ length: count }, (_, i) => i));
+          expect(again.resets).toEqual([]);
+        } finally {
+          await slowServer.close();
+        }
+      });
+    }
+  });
+}

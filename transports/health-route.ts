@@ -1,0 +1,15 @@
+/** `GET /healthz` (liveness, used by the Docker HEALTHCHECK) and `GET /metrics` (Prometheus). */
+import type { FastifyInstance } from 'fastify';
+import type { Source } from '../src/source/source.js';
+import type { TransportContext } from './context.js';
+
+export function registerHealth(app: FastifyInstance, ctx: TransportContext, source: Source): void {
+  app.get('/healthz', async (_request, reply) => {
+    // Still 200 while the log is unreachable: clients stay connected and only publishing pauses.
+    return reply.header('cache-control', 'no-store').send({ status: 'ok', source: source.kind, writable: source.writable, epoch: source.epoch });
+  });
+  app.get('/metrics', async (_request, reply) => {
+    const registry = ctx.metrics.registry;
+    return reply.header('content-type', registry.contentType).send(await registry.metrics());
+  });
+}

@@ -1,0 +1,19 @@
+/**
+ * `GET /v1/history?channel=A&limit=50` → `{"messages": [...], "cursor": "..."}`, newest last. The
+ * cursor is the current one, so "load history, then subscribe from its cursor" has no gap.
+ */
+import type { FastifyInstance } from 'fastify';
+import type { TransportContext } from './context.js';
+import { pollBody } from './poll-format.js';
+import { channelsParam, numberParam } from './request-params.js';
+
+export function registerHistory(app: FastifyInstance, ctx: TransportContext): void {
+  const { engine, options } = ctx;
+  app.get('/v1/history', async (request, reply) => {
+    const query = request.query as Record<string, string | string[] | undefined>;
+    const [channel] = channelsParam(query, 1);
+    const limit = Math.floor(numberParam(query, 'limit', 1, options.historyMaxLimit, Math.min(50, options.historyMaxLimit)));
+    const messages = engine.history(channel as string, limit);
+    return reply.header('cache-control', 'no-store').type('application/json; charset=utf-8').send(pollBody(messages, engine.frontier().toString(), []));
+  });
+}

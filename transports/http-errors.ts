@@ -1,0 +1,33 @@
+/**
+ * HTTP error bodies: `{"error": {"code": "...", "message": "..."}}` with the status from the error
+ * table. Fastify's own errors (bad JSON, body too large, …) are mapped onto the same codes.
+ */
+import type { FastifyError, FastifyReply } from 'fastify';
+import { ERROR_CODES, PushError, type ErrorCode } from '../src/errors.js';
+
+export function sendError(reply: FastifyReply, error: PushError): FastifyReply {
+  return reply.code(error.status).header('cache-control', 'no-store').send({ error: error.toJSON() });
+}
+
+/** Turns anything thrown in a route into the PushError the client should see. */
+export function toPushError(error: unknown): PushError {
+  if (error instanceof PushError) return error;
+  const fastifyError = error as Partial<FastifyError>;
+  switch (fastifyError.code) {
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return new PushError('bad_json', `request body is not valid JSON: ${fastifyError.message ?? ''}`.trim());
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return new PushError('message_too_large', 'request body is over the size limit');
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
+      return new PushError('bad_request', fastifyError.message ?? 'unsupported request body');
+  }
+  if (error instanceof SyntaxError) return new PushError('bad_json', `request body is not valid JSON: ${error.message}`);
+  const status = fastifyError.statusCode;
+  if (status !== undefined && status >= 400 && status < 500) {
+    const code: ErrorCode = status === 413 ? 'message_too_large' : status === 404 ? 'not_found' : 'bad_request';
+    return new PushError(code, fastifyError.message ?? ERROR_CODES[code].description);
+  }
+  return new PushError('internal', 'internal server error');
+}

@@ -1,0 +1,45 @@
+/**
+ * Query-string parameters shared by the subscribing routes: channel lists, cursors, numbers.
+ * Each problem becomes a PushError naming the parameter.
+ */
+import { PushError } from '../src/errors.js';
+import { channelNameProblem } from '../src/protocol/channel-name.js';
+
+type Query = Record<string, string | string[] | undefined>;
+
+/** `?channel=A&channel=B`: at least one, at most `max`, each valid, duplicates folded. */
+export function channelsParam(query: Query, max: number): string[] {
+  const raw = query['channel'];
+  const list = raw === undefined ? [] : Array.isArray(raw) ? raw : [raw];
+  if (list.length === 0) throw new PushError('bad_request', 'at least one channel parameter is required');
+  const channels = [...new Set(list)];
+  if (channels.length > max) throw new PushError('too_many_channels', `at most ${max} channels per subscription, got ${channels.length}`);
+  for (const channel of channels) {
+    const problem = channelNameProblem(channel);
+    if (problem) throw new PushError('bad_channel', `${problem}: ${JSON.stringify(channel.slice(0, 64))}`);
+  }
+  return channels;
+}
+
+/** A single-valued string parameter; repeating it is an error rather than a silent pick. */
+export function stringParam(query: Query, name: string): string | undefined {
+  const raw = query[name];
+  if (Array.isArray(raw)) throw new PushError('bad_request', `${name} may be given once`);
+  return raw;
+}
+
+export function numberParam(query: Query, name: string, min: number, max: number, fallback: number): number {
+  const raw = stringParam(query, name);
+  if (raw === undefined) return fallback;
+  const value = Number(raw);
+  if (raw.trim() === '' || !Number.isFinite(value) || value < min || value > max) {
+    throw new PushError('bad_request', `${name} must be a number from ${min} to ${max}, got ${JSON.stringify(raw)}`);
+  }
+  return value;
+}
+
+/** Only full messages exist so far: refuse delta requests clearly instead of ignoring them. */
+export function rejectDeltaParam(query: Query): void {
+  const delta = stringParam(query, 'delta');
+  if (delta !== undefined && delta !== 'none') throw new PushError('bad_request', `delta=${JSON.stringify(delta)} is not supported; use delta=none or leave it out`);
+}

@@ -1,0 +1,31 @@
+/**
+ * Server-Sent Events framing: pure functions from messages and notices to bytes. Every data line
+ * is single-line JSON (payloads are stored as compact JSON), so no event needs line splitting.
+ */
+import type { ResetNotice } from '../src/engine/engine.js';
+import { defineWireFormat } from '../src/engine/prepared-message.js';
+import type { Disconnect } from '../src/errors.js';
+
+/** A message as an event of the default type (EventSource.onmessage fires); its id is the cursor. */
+export const SSE_MESSAGE = defineWireFormat('sse', (message, cursor) => Buffer.from(`id: ${cursor}\ndata: {${message.envelopeFields}}\n\n`));
+
+/** Stream preamble: how long the client should wait before reconnecting. */
+export function sseRetry(milliseconds: number): Buffer {
+  return Buffer.from(`retry: ${Math.round(milliseconds)}\n\n`);
+}
+
+/**
+ * An id-only event: the browser updates Last-Event-ID without firing an event, so idle streams
+ * keep a fresh cursor, and proxies see traffic.
+ */
+export function sseCursor(cursor: string): Buffer {
+  return Buffer.from(`id: ${cursor}\n\n`);
+}
+
+export function sseReset(notice: ResetNotice): Buffer {
+  return Buffer.from(`event: reset\ndata: ${JSON.stringify(notice)}\n\n`);
+}
+
+export function sseDisconnect(reason: Disconnect): Buffer {
+  return Buffer.from(`event: disconnect\ndata: ${JSON.stringify(reason)}\n\n`);
+}

@@ -1,0 +1,20 @@
+/**
+ * WebSocket framing: server ops as JSON text. Channel messages are encoded once per message and
+ * shared; the other ops are rare replies and are stringified as they come.
+ */
+import type { ResetNotice } from '../src/engine/engine.js';
+import { defineWireFormat } from '../src/engine/prepared-message.js';
+
+export const WS_MESSAGE = defineWireFormat('ws', (message, cursor) => Buffer.from(`{"op":"message",${message.envelopeFields},"cursor":"${cursor}"}`));
+
+export type ServerOp =
+  | { op: 'subscribed'; channel: string; cursor: string; resumed: boolean; id?: string }
+  | { op: 'unsubscribed'; channel: string; id?: string }
+  | ({ op: 'reset' } & ResetNotice)
+  | { op: 'ack'; id?: string; ids: string[] }
+  | { op: 'error'; code: string; message: string; id?: string; channel?: string }
+  | { op: 'pong'; id?: string; cursor?: string };
+
+export function encodeOp(op: ServerOp): Buffer {
+  return Buffer.from(JSON.stringify(op));
+}

@@ -1,0 +1,161 @@
+/**
+ * WebSocket: `GET /v1/ws`, JSON text frames both ways (docs/protocol.md). Several channels per
+ * socket, each subscription with its own cursor. Liveness: protocol pings every heartbeat interval;
+ * a socket that missed a pong is dropped (the client resumes from its cursor when it reconnects).
+ */
+import type { FastifyInstance } from 'fastify';
+// Types only: brings in the route option `websocket: true` (the plugin is registered by server.ts).
+import type {} from '@fastify/websocket';
+import type { RawData, WebSocket } from 'ws';
+import { Session, type SessionSink } from '../src/engine/session.js';
+import { DISCONNECTS, PushError, type Disconnect } from '../src/errors.js';
+import type { TransportContext } from './context.js';
+import { toPushError } from './http-errors.js';
+import { WS_MESSAGE, encodeOp, type ServerOp } from './websocket-format.js';
+import { opIdOf, parseClientOp, parseJsonFrame, type ClientOp } from './websocket-ops.js';
+
+/** Room for the op's own fields around a payload of the largest allowed size. */
+const FRAME_OVERHEAD_BYTES = 4096;
+
+class WebSocketConnection implements SessionSink {
+  readonly format = WS_MESSAGE;
+  readonly session: Session;
+  /** Cleared at each ping, set by the pong; still clear at the next ping means the peer is gone. */
+  alive = true;
+
+  constructor(private readonly socket: WebSocket, private readonly ctx: TransportContext) {
+    this.session = new Session(ctx.engine, this, { maxBufferedBytes: ctx.options.maxBufferedBytes });
+  }
+
+  get bufferedAmount(): number {
+    return this.socket.bufferedAmount;
+  }
+
+  write(bytes: Buffer): void {
+    this.socket.send(bytes, { binary: false, compress: false });
+  }
+
+  disconnect(reason: Disconnect): void {
+    if (reason === DISCONNECTS.slow) this.ctx.metrics.slowDisconnect('ws');
+    this.socket.close(reason.code, reason.reason);
+  }
+
+  reply(op: ServerOp): void {
+    this.session.writeControl(encodeOp(op));
+  }
+
+  heartbeat(): void {
+    if (!this.alive) {
+      this.socket.terminate();
+      return;
+    }
+    this.alive = false;
+    this.socket.ping();
+  }
+
+  onFrame(data: RawData, isBinary: boolean): void {
+    if (this.session.closed) return;
+    let parsed: unknown;
+    try {
+      if (isBinary) throw new PushError('unsupported_frame', 'binary frames are not accepted; send JSON text frames');
+      parsed = parseJsonFrame(rawText(data));
+      const limit = this.ctx.options.maxMessageBytes + FRAME_OVERHEAD_BYTES;
+      if (rawLength(data) > limit) throw new PushError('message_too_large', `frame is ${rawLength(data)} bytes, the limit is ${limit}`);
+      this.run(parseClientOp(parsed));
+    } catch (error) {
+      this.fail(error, opIdOf(parsed));
+    }
+  }
+
+  fail(error: unknown, id: string | undefined, channel?: string): void {
+    const pushError = toPushError(error);
+    if (pushError.code === 'internal') this.ctx.log.error({ err: error }, 'websocket op failed');
+    this.ctx.metrics.badInput('ws', pushError.code);
+    const op: ServerOp = { op: 'error', code: pushError.code, message: pushError.message };
+    if (id !== undefined) op.id = id;
+    if (channel !== undefined) op.channel = channel;
+    this.reply(op);
+  }
+
+  run(op: ClientOp): void {
+    switch (op.op) {
+      case 'subscribe':
+        return this.subscribe(op);
+      case 'unsubscribe': {
+        if (!this.session.unsubscribe(op.channel)) throw new PushError('not_subscribed', `not subscribed to ${op.channel}`);
+        return this.reply(withId({ op: 'unsubscribed', channel: op.channel }, op.id));
+      }
+      case 'publish': {
+        this.ctx.publisher.publish([{ channel: op.channel, data: op.data }], op.id).then(
+          (ids) => this.reply(withId({ op: 'ack', ids }, op.id)),
+          (error: unknown) => this.fail(error, op.id, op.channel),
+        );
+        return;
+      }
+      case 'ping': {
+        const cursor = this.session.idleCursor();
+        return this.reply(withId(cursor ? { op: 'pong', cursor: cursor.toString() } : { op: 'pong' }, op.id));
+      }
+    }
+  }
+
+  subscribe(op: Extract<ClientOp, { op: 'subscribe' }>): void {
+    const { engine, options } = this.ctx;
+    if (!this.session.has(op.channel) && this.session.channelCount >= options.maxChannelsPerSubscription) {
+      throw new PushError('too_many_channels', `at most ${options.maxChannelsPerSubscription} channels per connection`);
+    }
+    const from = engine.resumePoint(op.cursor);
+    const recovery = this.session.subscribe(op.channel, from);
+    const cursor = engine.startCursor(from, recovery.backlog).toString();
+    this.reply(withId({ op: 'subscribed', channel: op.channel, cursor, resumed: from.kind === 'cursor' && !recovery.reset }, op.id));
+    if (recovery.reset) this.reply({ op: 'reset', ...recovery.reset });
+    this.session.replay(recovery.backlog);
+  }
+}
+
+function withId<T extends ServerOp>(op: T, id: string | undefined): T {
+  return id === undefined ? op : { ...op, id };
+}
+
+function rawText(data: RawData): string {
+  if (Buffer.isBuffer(data)) return data.toString('utf8');
+  if (Array.isArray(data)) return Buffer.concat(data).toString('utf8');
+  return Buffer.from(data).toString('utf8');
+}
+
+function rawLength(data: RawData): number {
+  if (Array.isArray(data)) return data.reduce((sum, chunk) => sum + chunk.length, 0);
+  return Buffer.isBuffer(data) ? data.length : data.byteLength;
+}
+
+/** The hard frame limit, enforced by ws before a frame is buffered (close code 1009 past it). */
+export function maxWebSocketPayload(maxMessageBytes: number): number {
+  return 2 * maxMessageBytes + FRAME_OVERHEAD_BYTES;
+}
+
+export function registerWebSocket(app: FastifyInstance, ctx: TransportContext): void {
+  const connections = new Set<WebSocketConnection>();
+  const heartbeat = setInterval(() => {
+    for (const connection of connections) connection.heartbeat();
+  }, ctx.options.heartbeatInterval * 1000);
+  ctx.onShutdown(() => {
+    clearInterval(heartbeat);
+    for (const connection of connections) connection.session.disconnect(DISCONNECTS.shutdown);
+  });
+
+  app.get('/v1/ws', { websocket: true }, (socket) => {
+    const connection = new WebSocketConnection(socket, ctx);
+    connections.add(connection);
+    ctx.metrics.connectionOpened('ws');
+    socket.on('message', (data, isBinary) => connection.onFrame(data, isBinary));
+    socket.on('pong', () => {
+      connection.alive = true;
+    });
+    socket.on('error', (error) => ctx.log.debug({ err: error }, 'websocket error'));
+    socket.on('close', () => {
+      connections.delete(connection);
+      connection.session.close();
+      ctx.metrics.connectionClosed('ws');
+    });
+  });
+}
