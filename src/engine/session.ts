@@ -114,16 +114,15 @@ export class Session {
   /** The cursor to report when nothing else is being sent (heartbeats, pongs). */
   idleCursor(): Frontier | undefined {
     const frontier = this.engine.frontier();
-    let result = frontier;
-    let floor: Frontier | null = null;
+    let shared: Frontier | null | undefined;
     for (const subscription of this.#subscriptions.values()) {
-      if (subscription.floor === null) continue;
-      if (frontier.covers(subscription.floor)) subscription.floor = null;
-      else if (floor === null || floor === subscription.floor) floor = subscription.floor;
-      else return undefined; // floors differ per channel: no single cursor is right for all.
+      if (subscription.floor !== null && frontier.covers(subscription.floor)) subscription.floor = null;
+      if (shared === undefined) shared = subscription.floor;
+      // One subscription ahead of this node and another not (WebSocket, per-channel cursors): a
+      // cursor raised to the first would claim, for the second, messages it never got.
+      else if (shared !== subscription.floor) return undefined;
     }
-    if (floor !== null) result = frontier.max(floor);
-    return result;
+    return shared ? frontier.max(shared) : frontier;
   }
 
   send(subscription: Subscription, message: PreparedMessage): void {
