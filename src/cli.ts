@@ -10,9 +10,15 @@ import { startServer } from './start.js';
 function parseCommandLine(argv: string[]): { cli: Record<string, string | boolean>; file?: string; help: boolean } {
   const flags: Record<string, { type: 'string' | 'boolean' }> = { config: { type: 'string' }, help: { type: 'boolean' } };
   const keyOfFlag = new Map<string, string>();
+  const negated = new Map<string, string>();
   for (const [key, spec] of Object.entries(OPTION_SPECS)) {
     flags[flagName(key)] = { type: spec.kind === 'boolean' ? 'boolean' : 'string' };
     keyOfFlag.set(flagName(key), key);
+    // Node 20's parseArgs has no negation of its own: `--no-allow-publish` turns a default-on switch off.
+    if (spec.kind === 'boolean') {
+      flags[`no-${flagName(key)}`] = { type: 'boolean' };
+      negated.set(`no-${flagName(key)}`, key);
+    }
   }
   let values: Record<string, string | boolean | undefined>;
   try {
@@ -24,6 +30,8 @@ function parseCommandLine(argv: string[]): { cli: Record<string, string | boolea
   for (const [flag, value] of Object.entries(values)) {
     const key = keyOfFlag.get(flag);
     if (key !== undefined && value !== undefined) cli[key] = value;
+    const negatedKey = negated.get(flag);
+    if (negatedKey !== undefined && value === true) cli[negatedKey] = false;
   }
   const file = typeof values['config'] === 'string' ? values['config'] : undefined;
   return { cli, help: values['help'] === true, ...(file !== undefined ? { file } : {}) };

@@ -197,7 +197,7 @@ export function helpText(): string {
   ];
   for (const key of KEYS) {
     const spec = OPTION_SPECS[key];
-    const flag = `--${flagName(key)}${spec.kind === 'boolean' ? '' : ' <value>'}`;
+    const flag = spec.kind === 'boolean' ? `--[no-]${flagName(key)}` : `--${flagName(key)} <value>`;
     lines.push(`  ${flag.padEnd(32)}${spec.description}`);
     lines.push(`  ${''.padEnd(32)}[${envName(key)}, default ${JSON.stringify(spec.default)}]`);
   }
