@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs the system packages the test suite uses, from Debian's archive: Chromium (browser
+# tests, driven by playwright-core), xdelta3 (an independent VCDIFF decoder), and Java + Maven
+# (the real Kafka broker the integration tests start from Maven Central artifacts).
+# Idempotent: installs only what is missing. Needs root (or sudo) for apt-get.
+set -euo pipefail
+
+missing=()
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v xdelta3 >/dev/null 2>&1 || missing+=(xdelta3)
+command -v java >/dev/null 2>&1 || missing+=(openjdk-17-jre-headless)
+command -v mvn >/dev/null 2>&1 || missing+=(maven)
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "system test dependencies present"
+  exit 0
+fi
+
+echo "installing: ${missing[*]}"
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,40 @@
+/**
+ * Dependencies point one way: the engine and everything below src/ (but the composition root)
+ * knows nothing of HTTP, sockets or the transports; transports know nothing of Kafka.
+ */
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { describe, expect, it } from 'vitest';
+
+const root = new URL('..', import.meta.url).pathname;
+const filesUnder = (dir: string): string[] =>
+  readdirSync(join(root, dir)).flatMap((name) => {
+    const path = join(dir, name);
+    return statSync(join(root, path)).isDirectory() ? filesUnder(path) : path.endsWith('.ts') ? [path] : [];
+  });
+const importsOf = (file: string): string[] =>
+  [...readFileSync(join(root, file), 'utf8').matchAll(/^\s*(?:import|export)[^'"]*from\s+['"]([^'"]+)['"]/gm)].map((m) => m[1] as string);
+
+/** The composition roots wire everything together and may import anything. */
+const COMPOSITION_ROOTS = ['src/start.ts', 'src/cli.ts'];
+
+describe('layering', () => {
+  it('src/ never imports transports/, fastify, ws or node:http (but the composition roots)', () => {
+    const offenders = filesUnder('src')
+      .filter((file) => !COMPOSITION_ROOTS.includes(file))
+      .flatMap((file) => importsOf(file).filter((spec) => /transports\/|^fastify|^@fastify\/|^ws$|^node:(http|net)$/.test(spec)).map((spec) => `${file} → ${spec}`));
+    expect(offenders).toEqual([]);
+  });
+
+  it('transports/ never imports a Kafka client or the Kafka source', () => {
+    const offenders = filesUnder('transports').flatMap((file) =>
+      importsOf(file).filter((spec) => /kafka/i.test(spec)).map((spec) => `${relative(root, join(root, file))} → ${spec}`),
+    );
+    expect(offenders).toEqual([]);
+  });
+
+  it('the engine does not import the protocol framing of any transport', () => {
+    const offenders = filesUnder('src/engine').flatMap((file) => importsOf(file).filter((spec) => /format|websocket|sse|poll/.test(spec)).map((spec) => `${file} → ${spec}`));
+    expect(offenders).toEqual([]);
+  });
+});
