@@ -162,7 +162,7 @@ export function resolveOptions(sources: ConfigSources): ServerOptions {
       throw new ConfigError(`invalid configuration: config file ${sources.file} must hold a JSON object`);
     }
     for (const [key, raw] of Object.entries(parsed)) {
-      if (!(key in OPTION_SPECS)) throw new ConfigError(`invalid configuration: unknown key "${key}" in ${sources.file}`);
+      if (!Object.hasOwn(OPTION_SPECS, key)) throw new ConfigError(`invalid configuration: unknown key "${key}" in ${sources.file}`);
       options[key] = coerce(key as keyof ServerOptions, raw, `"${key}" in ${sources.file}`);
     }
   }
@@ -178,8 +178,10 @@ export function resolveOptions(sources: ConfigSources): ServerOptions {
   if (result.pollTimeout > result.pollMaxTimeout) {
     throw new ConfigError(`invalid configuration: pollTimeout (${result.pollTimeout}) must not exceed pollMaxTimeout (${result.pollMaxTimeout})`);
   }
-  if (result.maxIdleBytes < result.historyBytes * 2) {
-    throw new ConfigError(`invalid configuration: maxIdleBytes (${result.maxIdleBytes}) must be at least twice historyBytes (${result.historyBytes})`);
+  // A ring keeps its newest message even when that alone is over historyBytes.
+  const largestRing = Math.max(result.historyBytes, result.maxMessageBytes);
+  if (result.maxIdleBytes < largestRing * 2) {
+    throw new ConfigError(`invalid configuration: maxIdleBytes (${result.maxIdleBytes}) must be at least twice historyBytes and maxMessageBytes (${largestRing})`);
   }
   return result;
 }

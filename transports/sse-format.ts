@@ -7,7 +7,7 @@ import { defineWireFormat } from '../src/engine/prepared-message.js';
 import type { Disconnect } from '../src/errors.js';
 
 /** A message as an event of the default type (EventSource.onmessage fires); its id is the cursor. */
-export const SSE_MESSAGE = defineWireFormat('sse', (message, cursor) => Buffer.from(`id: ${cursor}\ndata: {${message.envelopeFields}}\n\n`));
+export const SSE_MESSAGE = defineWireFormat('sse', (fields, cursor) => Buffer.from(`id: ${cursor}\ndata: {${fields}}\n\n`));
 
 /** Stream preamble: how long the client should wait before reconnecting. */
 export function sseRetry(milliseconds: number): Buffer {

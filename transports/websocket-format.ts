@@ -5,7 +5,7 @@
 import type { ResetNotice } from '../src/engine/engine.js';
 import { defineWireFormat } from '../src/engine/prepared-message.js';
 
-export const WS_MESSAGE = defineWireFormat('ws', (message, cursor) => Buffer.from(`{"op":"message",${message.envelopeFields},"cursor":"${cursor}"}`));
+export const WS_MESSAGE = defineWireFormat('ws', (fields, cursor) => Buffer.from(`{"op":"message",${fields},"cursor":"${cursor}"}`));
 
 export type ServerOp =
   | { op: 'subscribed'; channel: string; cursor: string; resumed: boolean; id?: string }

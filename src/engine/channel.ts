@@ -2,7 +2,7 @@
  * One channel: its ring of recent messages, its subscribers, and what it can no longer replay.
  */
 import { MutableFrontier, type Frontier } from './position.js';
-import type { PreparedMessage } from './prepared-message.js';
+import type { DeltaBase, PreparedMessage } from './prepared-message.js';
 import { Ring, type RingLimits } from './ring.js';
 
 /** Anything that receives a channel's live messages (a session's subscription, a waiting poll). */
@@ -13,6 +13,8 @@ export interface Subscriber {
 export class Channel {
   readonly ring: Ring;
   readonly subscribers = new Set<Subscriber>();
+  /** The newest message's id and payload: the base of the next message's delta. */
+  #last: DeltaBase | undefined;
   /**
    * The ring holds every message of this channel positioned after this frontier. It starts where
    * the node's knowledge of the channel starts and moves forward as the ring evicts.
@@ -21,7 +23,17 @@ export class Channel {
 
   constructor(readonly name: string, limits: RingLimits, replayableAfter: Frontier) {
     this.#replayableAfter = new MutableFrontier(replayableAfter.epoch, replayableAfter);
-    this.ring = new Ring(limits, (evicted) => this.#replayableAfter.advance(evicted.partition, evicted.offset, evicted.item));
+    // The evicted message's own frontier says whether it ended its record (item WHOLE_RECORD).
+    this.ring = new Ring(limits, (evicted) =>
+      this.#replayableAfter.advance(evicted.partition, evicted.offset, evicted.frontier.items[evicted.partition] as number),
+    );
+  }
+
+  /** Adds a message to the history; it becomes the delta base of the next one. */
+  append(message: PreparedMessage, now: number): void {
+    message.deltaBase = this.#last;
+    this.#last = { id: message.id, payload: message.payload };
+    this.ring.push(message, now);
   }
 
   get replayableAfter(): Frontier {

@@ -117,10 +117,10 @@ export class ChannelEngine {
       max: options.maxIdleChannels,
       maxSize: options.maxIdleBytes,
       sizeCalculation: (channel) => channel.ring.bytes + channel.name.length + 128,
+      // Only our own delete() (a channel becoming active) keeps its history; every other way out
+      // of the cache loses it, and must leave a tombstone so a resume there gets a reset.
       dispose: (_channel, name, reason) => {
-        if (reason !== 'evict') return;
-        this.stats.evictedChannels++;
-        this.#tombstones.set(name, this.#frontier.snapshot());
+        if (reason !== 'delete') this.#forget(name);
       },
     });
   }
@@ -195,7 +195,7 @@ export class ChannelEngine {
     if (!target || !target.subscribers.delete(subscriber)) return;
     if (target.subscribers.size === 0) {
       this.#active.delete(channel);
-      this.#idle.set(channel, target);
+      this.#putIdle(target);
     }
   }
 
@@ -262,7 +262,7 @@ export class ChannelEngine {
     this.stats.messages++;
     let target = this.#active.get(message.channel);
     if (target) {
-      target.ring.push(message, now);
+      target.append(message, now);
       for (const subscriber of target.subscribers) {
         try {
           subscriber.deliver(message);
@@ -275,9 +275,23 @@ export class ChannelEngine {
       return;
     }
     target = this.#idle.get(message.channel) ?? new Channel(message.channel, this.#options.ring, this.#replayableAfterForNew(message.channel, true));
-    target.ring.push(message, now);
-    // set() again so the LRU learns the ring's new size (and may evict to stay in budget).
-    this.#idle.set(message.channel, target);
+    target.append(message, now);
+    this.#putIdle(target);
+  }
+
+  /** (Re)inserts an idle channel so the LRU counts its current size and evicts to stay in budget. */
+  #putIdle(channel: Channel): void {
+    // lru-cache only re-measures an entry when the value object changes, so take it out first.
+    this.#idle.delete(channel.name);
+    this.#idle.set(channel.name, channel);
+    // An entry over the whole budget is refused without a dispose call: it is gone all the same.
+    if (!this.#idle.has(channel.name)) this.#forget(channel.name);
+  }
+
+  /** An idle channel's history is dropped: remember from where it can no longer be replayed. */
+  #forget(name: string): void {
+    this.stats.evictedChannels++;
+    this.#tombstones.set(name, this.#frontier.snapshot());
   }
 
   #activate(name: string): Channel {

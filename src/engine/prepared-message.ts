@@ -2,7 +2,8 @@
  * A channel message prepared for fan-out: every wire format's bytes are produced at most once and
  * the same Buffer is handed to every subscriber using that format.
  */
-import { envelopeFields, type Payload } from '../protocol/envelope.js';
+import { DELTA_VARIANTS, type DeltaCodec } from '../delta/codec.js';
+import { deltaEnvelopeFields, envelopeFields, type Payload } from '../protocol/envelope.js';
 import type { Frontier } from './position.js';
 
 /**
@@ -13,19 +14,35 @@ export interface WireFormat {
   readonly name: string;
   /** Index into each message's memo; assigned by {@link defineWireFormat}. */
   readonly slot: number;
-  /** Bytes for `message` carrying `cursor`; must be pure (the result is shared). */
-  encode(message: PreparedMessage, cursor: string): Buffer;
+  /**
+   * Bytes for a message whose envelope fields (without braces, full or delta) are `fields`,
+   * carrying `cursor`. Must be pure: the result is shared.
+   */
+  encode(fields: string, cursor: string): Buffer;
 }
 
 let nextSlot = 0;
 
-export function defineWireFormat(name: string, encode: (message: PreparedMessage, cursor: string) => Buffer): WireFormat {
+export function defineWireFormat(name: string, encode: (fields: string, cursor: string) => Buffer): WireFormat {
   return { name, slot: nextSlot++, encode };
+}
+
+/** What a delta is computed against: the channel's previous message. */
+export interface DeltaBase {
+  readonly id: string;
+  readonly payload: Payload;
 }
 
 export class PreparedMessage {
   #fields: string | undefined;
   readonly #encodings: (Buffer | undefined)[] = [];
+  /** Per codec variant: the delta's envelope fields, null when the full message is smaller. */
+  readonly #deltas: (string | null | undefined)[] = [];
+  /**
+   * The channel's previous message, set once when the message joins its channel. Only its id and
+   * payload are kept (not the message), so no chain of old messages is held alive.
+   */
+  deltaBase: DeltaBase | undefined;
 
   constructor(
     readonly channel: string,
@@ -64,12 +81,36 @@ export class PreparedMessage {
     return '{' + this.envelopeFields + '}';
   }
 
-  /** The shared bytes of this message in `format`. */
-  encoded(format: WireFormat): Buffer {
-    let bytes = this.#encodings[format.slot];
+  /**
+   * The envelope fields of this message as a delta against its base with `codec`, or undefined
+   * when the full message is to be sent (no base, or the delta is not smaller). Computed at most
+   * once per codec, on first need: channels nobody asked deltas for cost nothing.
+   */
+  deltaFields(codec: DeltaCodec): string | undefined {
+    let fields = this.#deltas[codec.variant];
+    if (fields === undefined) {
+      fields = null;
+      const base = this.deltaBase;
+      const data = base ? codec.diff(base.payload, this.payload) : undefined;
+      if (base && data !== undefined && Buffer.byteLength(data) < Buffer.byteLength(this.payload.json)) {
+        fields = deltaEnvelopeFields(this.channel, this.id, this.ts, this.payload, codec.format, base.id, data);
+      }
+      this.#deltas[codec.variant] = fields;
+    }
+    return fields ?? undefined;
+  }
+
+  /**
+   * The shared bytes of this message in `format`: a delta with `codec` when one is worth sending
+   * (the caller has checked the client holds the base), else the full message.
+   */
+  encoded(format: WireFormat, codec: DeltaCodec | null = null): Buffer {
+    const delta = codec ? this.deltaFields(codec) : undefined;
+    const index = format.slot * DELTA_VARIANTS + (delta === undefined ? 0 : (codec as DeltaCodec).variant);
+    let bytes = this.#encodings[index];
     if (bytes === undefined) {
-      bytes = format.encode(this, this.cursor);
-      this.#encodings[format.slot] = bytes;
+      bytes = format.encode(delta ?? this.envelopeFields, this.cursor);
+      this.#encodings[index] = bytes;
     }
     return bytes;
   }
@@ -79,8 +120,9 @@ export class PreparedMessage {
    * ahead of this node on some partition (it came from a node that had read further), where the
    * shared cursor would move the client's cursor backwards.
    */
-  encodedWithCursor(format: WireFormat, cursor: Frontier): Buffer {
-    return format.encode(this, this.frontier.max(cursor).toString());
+  encodedWithCursor(format: WireFormat, cursor: Frontier, codec: DeltaCodec | null = null): Buffer {
+    const delta = codec ? this.deltaFields(codec) : undefined;
+    return format.encode(delta ?? this.envelopeFields, this.frontier.max(cursor).toString());
   }
 
   /** True when this message is at or before `cursor` (the holder of `cursor` has it already). */

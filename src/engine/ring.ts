@@ -16,7 +16,7 @@ export interface RingLimits {
 
 export class Ring {
   // Grows by doubling up to maxCount, so the many channels that hold one or two messages stay small.
-  #slots: (PreparedMessage | undefined)[] = new Array(2);
+  #slots: (PreparedMessage | undefined)[];
   #head = 0;
   #count = 0;
   #bytes = 0;
@@ -25,7 +25,9 @@ export class Ring {
     private readonly limits: RingLimits,
     /** Told of every message that leaves the ring, so the channel knows what it can no longer replay. */
     private readonly onEvict: (message: PreparedMessage) => void,
-  ) {}
+  ) {
+    this.#slots = new Array(Math.min(2, limits.maxCount));
+  }
 
   get count(): number {
     return this.#count;

@@ -18,8 +18,9 @@ export interface Payload {
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 /**
- * Reads raw log bytes as a payload. JSON is re-serialised compactly (so SSE `data:` lines never hold
- * a raw newline); other UTF-8 text travels as a JSON string; anything else as base64.
+ * Reads raw log bytes as a payload. JSON travels as the producer wrote it, byte for byte but for
+ * line breaks (so 64-bit integers and number formats survive, and SSE `data:` lines never hold a
+ * raw newline); other UTF-8 text travels as a JSON string; anything else as base64.
  */
 export function payloadFromBytes(bytes: Uint8Array): Payload {
   let text: string;
@@ -28,8 +29,21 @@ export function payloadFromBytes(bytes: Uint8Array): Payload {
   } catch {
     return { json: JSON.stringify(Buffer.from(bytes).toString('base64')), encoding: 'base64', bytes: bytes.length };
   }
-  const json = compactJson(text);
-  return { json: json ?? JSON.stringify(text), bytes: bytes.length };
+  return { json: singleLineJson(text) ?? JSON.stringify(text), bytes: bytes.length };
+}
+
+/**
+ * `text` without its line breaks when it is JSON, else undefined. In valid JSON a raw CR or LF can
+ * only be whitespace between tokens (inside strings they must be escaped), so dropping them
+ * changes nothing; re-serialising instead would round 64-bit integers to doubles.
+ */
+export function singleLineJson(text: string): string | undefined {
+  try {
+    JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  return /[\r\n]/.test(text) ? text.replace(/[\r\n]/g, '') : text;
 }
 
 /** A payload from a value that is already parsed JSON (an HTTP or WebSocket publish). */
@@ -38,17 +52,17 @@ export function payloadFromValue(value: unknown): Payload {
   return { json, bytes: Buffer.byteLength(json) };
 }
 
-/** Compact JSON text for `text`, or undefined when it is not JSON. */
-export function compactJson(text: string): string | undefined {
-  try {
-    return JSON.stringify(JSON.parse(text));
-  } catch {
-    return undefined;
-  }
-}
-
 /** The envelope's JSON text, without the surrounding braces, so formats can add fields cheaply. */
 export function envelopeFields(channel: string, id: string, ts: number, payload: Payload): string {
   const encoding = payload.encoding ? `,"encoding":"${payload.encoding}"` : '';
   return `"channel":${JSON.stringify(channel)},"id":"${id}","ts":${ts}${encoding},"data":${payload.json}`;
+}
+
+/**
+ * A delta envelope's fields: `data` holds the delta (a JSON Patch array, or a base64 VCDIFF string)
+ * that turns the base message's `data` into this one's; `delta.base` names the base message.
+ */
+export function deltaEnvelopeFields(channel: string, id: string, ts: number, payload: Payload, format: string, baseId: string, delta: string): string {
+  const encoding = payload.encoding ? `,"encoding":"${payload.encoding}"` : '';
+  return `"channel":${JSON.stringify(channel)},"id":"${id}","ts":${ts}${encoding},"delta":{"format":"${format}","base":"${baseId}"},"data":${delta}`;
 }

@@ -40,7 +40,9 @@ export class Publisher {
     if (items.length > this.#maxBatch) throw new PushError('bad_request', `at most ${this.#maxBatch} messages per publish, got ${items.length}`);
     return items.map((item, index) => {
       const where = items.length > 1 ? `messages[${index}].` : '';
-      if (typeof item !== 'object' || item === null || Array.isArray(item)) throw new PushError('bad_request', `${where || 'body '}must be a JSON object`);
+      if (typeof item !== 'object' || item === null || Array.isArray(item)) {
+        throw new PushError('bad_request', `${items.length > 1 ? `messages[${index}]` : 'body'} must be a JSON object`);
+      }
       const { channel, data } = item as { channel?: unknown; data?: unknown };
       const problem = channelNameProblem(channel);
       if (problem) throw new PushError('bad_channel', `${where}${problem}`);

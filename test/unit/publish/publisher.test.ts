@@ -1,0 +1,149 @@
+import { describe, expect, it } from 'vitest';
+import { PushError, type ErrorCode } from '../../../src/errors.js';
+import { MAX_IDEMPOTENCY_KEY_LENGTH, Publisher } from '../../../src/publish/publisher.js';
+import { EmbeddedLog } from '../../../src/source/embedded-log.js';
+import type { LogRecord, PublishMessage, Source } from '../../../src/source/source.js';
+import { Frontier } from '../../../src/engine/position.js';
+
+async function embedded(options: { maxBatch?: number; maxMessageBytes?: number } = {}) {
+  const log = new EmbeddedLog('test');
+  const records: LogRecord[] = [];
+  await log.open((batch) => records.push(...batch));
+  let published = 0;
+  const publisher = new Publisher(log, { maxMessageBytes: options.maxMessageBytes ?? 100, idempotencyTtl: 60, maxBatch: options.maxBatch }, (n) => (published += n));
+  return { publisher, records, published: () => published };
+}
+
+/** A source whose publishes stay pending until the test settles them. */
+class ManualSource implements Source {
+  readonly kind = 'manual';
+  readonly epoch = 'test';
+  readonly partitions = 1;
+  readonly start = Frontier.empty('test', 1);
+  writable = true;
+  readonly calls: { messages: readonly PublishMessage[]; resolve: (ids: string[]) => void; reject: (error: Error) => void }[] = [];
+
+  async open(): Promise<void> {}
+  async close(): Promise<void> {}
+  publish(messages: readonly PublishMessage[]): Promise<string[]> {
+    return new Promise((resolve, reject) => this.calls.push({ messages, resolve, reject }));
+  }
+}
+
+async function rejection(promise: Promise<unknown>): Promise<PushError> {
+  const error = await promise.then(() => undefined, (e: unknown) => e);
+  expect(error).toBeInstanceOf(PushError);
+  return error as PushError;
+}
+
+async function expectCode(promise: Promise<unknown>, code: ErrorCode, message?: RegExp): Promise<void> {
+  const error = await rejection(promise);
+  expect(error.code).toBe(code);
+  if (message) expect(error.message).toMatch(message);
+}
+
+describe('Publisher', () => {
+  describe('#publish', () => {
+    it('appends to the log and returns the message ids in order', async () => {
+      const { publisher, records, published } = await embedded();
+      const ids = await publisher.publish([{ channel: 'a', data: { x: 1 } }, { channel: 'b/c', data: 'hi' }]);
+      expect(ids).toEqual(['0-0', '0-1']);
+      expect(records.map((r) => [r.key, r.payload?.json])).toEqual([['a', '{"x":1}'], ['b/c', '"hi"']]);
+      expect(published()).toBe(2);
+    });
+
+    it('rejects malformed items with bad_request', async () => {
+      const { publisher, records } = await embedded();
+      await expectCode(publisher.publish([]), 'bad_request', /empty/);
+      await expectCode(publisher.publish(['text']), 'bad_request', /^body must be a JSON object/);
+      await expectCode(publisher.publish([[1]]), 'bad_request');
+      await expectCode(publisher.publish([{ channel: 'a', data: 1 }, null]), 'bad_request', /^messages\[1\] must be a JSON object/);
+      await expectCode(publisher.publish([{ channel: 'a' }]), 'bad_request', /data is required/);
+      expect(records).toEqual([]);
+    });
+
+    it('rejects a bad channel name with bad_channel, naming the item', async () => {
+      const { publisher } = await embedded();
+      await expectCode(publisher.publish([{ channel: 'a//b', data: 1 }]), 'bad_channel', /levels must not be empty/);
+      await expectCode(publisher.publish([{ data: 1 }]), 'bad_channel', /must be a string/);
+      await expectCode(publisher.publish([{ channel: 'ok', data: 1 }, { channel: '', data: 1 }]), 'bad_channel', /^messages\[1\]\.channel must not be empty/);
+    });
+
+    it('rejects data over maxMessageBytes with message_too_large, and publishes nothing of the batch', async () => {
+      const { publisher, records } = await embedded({ maxMessageBytes: 10 });
+      expect(await publisher.publish([{ channel: 'a', data: '12345678' }])).toEqual(['0-0']); // 10 bytes with quotes
+      const error = await rejection(publisher.publish([{ channel: 'a', data: 1 }, { channel: 'a', data: '123456789' }]));
+      expect(error.code).toBe('message_too_large');
+      expect(error.status).toBe(413);
+      expect(error.message).toMatch(/messages\[1\]\.data is 11 bytes, the limit is 10/);
+      expect(records).toHaveLength(1);
+    });
+
+    it('limits the batch size', async () => {
+      const { publisher } = await embedded({ maxBatch: 2 });
+      const item = { channel: 'a', data: 1 };
+      expect(await publisher.publish([item, item])).toHaveLength(2);
+      await expectCode(publisher.publish([item, item, item]), 'bad_request', /at most 2 messages per publish, got 3/);
+    });
+
+    it('answers unavailable while the source is not writable', async () => {
+      const source = new ManualSource();
+      source.writable = false;
+      const publisher = new Publisher(source, { maxMessageBytes: 100, idempotencyTtl: 60 });
+      const error = await rejection(publisher.publish([{ channel: 'a', data: 1 }]));
+      expect(error.code).toBe('unavailable');
+      expect(error.retryable).toBe(true);
+      expect(source.calls).toEqual([]);
+    });
+  });
+
+  describe('idempotency', () => {
+    it('publishes once for the same key and answers retries with the same ids', async () => {
+      const { publisher, records, published } = await embedded();
+      const first = await publisher.publish([{ channel: 'a', data: 1 }], 'key-1');
+      const retry = await publisher.publish([{ channel: 'a', data: 1 }], 'key-1');
+      expect(retry).toEqual(first);
+      expect(records).toHaveLength(1);
+      expect(published()).toBe(1);
+      expect(await publisher.publish([{ channel: 'a', data: 1 }], 'key-2')).toEqual(['0-1']);
+    });
+
+    it('publishes once when retries arrive while the first attempt is in flight', async () => {
+      const source = new ManualSource();
+      const publisher = new Publisher(source, { maxMessageBytes: 100, idempotencyTtl: 60 });
+      const attempts = [1, 2, 3].map(() => publisher.publish([{ channel: 'a', data: 1 }], 'k'));
+      await Promise.resolve();
+      expect(source.calls).toHaveLength(1);
+      source.calls[0]?.resolve(['0-7']);
+      expect(await Promise.all(attempts)).toEqual([['0-7'], ['0-7'], ['0-7']]);
+    });
+
+    it('does not remember a failed attempt: the retry really publishes', async () => {
+      const source = new ManualSource();
+      const publisher = new Publisher(source, { maxMessageBytes: 100, idempotencyTtl: 60 });
+      const first = publisher.publish([{ channel: 'a', data: 1 }], 'k');
+      await Promise.resolve();
+      source.calls[0]?.reject(new Error('broker down'));
+      await expect(first).rejects.toThrow('broker down');
+      const retry = publisher.publish([{ channel: 'a', data: 1 }], 'k');
+      await Promise.resolve();
+      expect(source.calls).toHaveLength(2);
+      source.calls[1]?.resolve(['0-9']);
+      expect(await retry).toEqual(['0-9']);
+    });
+
+    it('does not remember a request that failed validation', async () => {
+      const { publisher, records } = await embedded();
+      await expectCode(publisher.publish([{ channel: '', data: 1 }], 'k'), 'bad_channel');
+      expect(await publisher.publish([{ channel: 'a', data: 1 }], 'k')).toEqual(['0-0']);
+      expect(records).toHaveLength(1);
+    });
+
+    it('rejects an empty or over-long key', async () => {
+      const { publisher } = await embedded();
+      await expectCode(publisher.publish([{ channel: 'a', data: 1 }], ''), 'bad_request', /Idempotency-Key/);
+      await expectCode(publisher.publish([{ channel: 'a', data: 1 }], 'k'.repeat(MAX_IDEMPOTENCY_KEY_LENGTH + 1)), 'bad_request', /Idempotency-Key/);
+      expect(await publisher.publish([{ channel: 'a', data: 1 }], 'k'.repeat(MAX_IDEMPOTENCY_KEY_LENGTH))).toEqual(['0-0']);
+    });
+  });
+});
