@@ -5,7 +5,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { TransportContext } from './context.js';
 import { pollBody } from './poll-format.js';
-import { channelsParam, numberParam } from './request-params.js';
+import { channelsParam, deltaParam, numberParam } from './request-params.js';
 
 export function registerHistory(app: FastifyInstance, ctx: TransportContext): void {
   const { engine, options } = ctx;
@@ -13,7 +13,8 @@ export function registerHistory(app: FastifyInstance, ctx: TransportContext): vo
     const query = request.query as Record<string, string | string[] | undefined>;
     const [channel] = channelsParam(query, 1);
     const limit = Math.floor(numberParam(query, 'limit', 1, options.historyMaxLimit, Math.min(50, options.historyMaxLimit)));
+    const delta = deltaParam(query);
     const messages = engine.history(channel as string, limit);
-    return reply.header('cache-control', 'no-store').type('application/json; charset=utf-8').send(pollBody(messages, engine.frontier().toString(), []));
+    return reply.header('cache-control', 'no-store').type('application/json; charset=utf-8').send(pollBody(messages, engine.frontier().toString(), [], delta));
   });
 }

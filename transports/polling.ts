@@ -11,7 +11,8 @@ import type { PreparedMessage } from '../src/engine/prepared-message.js';
 import type { TransportContext } from './context.js';
 import { sendError, toPushError } from './http-errors.js';
 import { pollBody } from './poll-format.js';
-import { channelsParam, numberParam, rejectDeltaParam, stringParam } from './request-params.js';
+import { channelsParam, deltaParam, numberParam, stringParam } from './request-params.js';
+import type { DeltaCodec } from '../src/delta/codec.js';
 
 interface Answer {
   readonly messages: PreparedMessage[];
@@ -46,11 +47,12 @@ export function registerPolling(app: FastifyInstance, ctx: TransportContext): vo
     let channels: string[];
     let timeout: number;
     let cursorText: string | undefined;
+    let delta: DeltaCodec | null;
     try {
       channels = channelsParam(query, options.maxChannelsPerSubscription);
       timeout = numberParam(query, 'timeout', 0, options.pollMaxTimeout, options.pollTimeout);
       cursorText = stringParam(query, 'cursor');
-      rejectDeltaParam(query);
+      delta = deltaParam(query);
     } catch (error) {
       const pushError = toPushError(error);
       metrics.badInput('poll', pushError.code);
@@ -60,17 +62,17 @@ export function registerPolling(app: FastifyInstance, ctx: TransportContext): vo
     const from = engine.resumePoint(cursorText);
     const first = collect(engine, channels, from, options.pollMaxMessages);
     if (from.kind !== 'cursor' || first.messages.length > 0 || first.resets.length > 0 || timeout === 0) {
-      return send(reply, first);
+      return send(reply, first, delta);
     }
-    wait(reply, channels, from, timeout);
+    wait(reply, channels, from, timeout, delta);
     return reply;
   });
 
-  function send(reply: FastifyReply, answer: Answer): FastifyReply {
-    return reply.send(pollBody(answer.messages, answer.cursor.toString(), answer.resets));
+  function send(reply: FastifyReply, answer: Answer, delta: DeltaCodec | null): FastifyReply {
+    return reply.send(pollBody(answer.messages, answer.cursor.toString(), answer.resets, delta));
   }
 
-  function wait(reply: FastifyReply, channels: readonly string[], from: ResumePoint, timeout: number): void {
+  function wait(reply: FastifyReply, channels: readonly string[], from: ResumePoint, timeout: number, delta: DeltaCodec | null): void {
     let done = false;
     let scheduled = false;
     /** Stops waiting; false when something else already did. */
@@ -84,7 +86,7 @@ export function registerPolling(app: FastifyInstance, ctx: TransportContext): vo
       return true;
     };
     const finish = (): void => {
-      if (release() && !reply.raw.destroyed) send(reply, collect(engine, channels, from, options.pollMaxMessages));
+      if (release() && !reply.raw.destroyed) send(reply, collect(engine, channels, from, options.pollMaxMessages), delta);
     };
     const waiter: Subscriber = {
       // Wait for the end of this turn of the event loop, so a burst goes out as one reply.

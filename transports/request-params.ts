@@ -2,6 +2,8 @@
  * Query-string parameters shared by the subscribing routes: channel lists, cursors, numbers.
  * Each problem becomes a PushError naming the parameter.
  */
+import type { DeltaCodec } from '../src/delta/codec.js';
+import { deltaCodecOf } from '../src/delta/codecs.js';
 import { PushError } from '../src/errors.js';
 import { channelNameProblem } from '../src/protocol/channel-name.js';
 
@@ -38,8 +40,7 @@ export function numberParam(query: Query, name: string, min: number, max: number
   return value;
 }
 
-/** Only full messages exist so far: refuse delta requests clearly instead of ignoring them. */
-export function rejectDeltaParam(query: Query): void {
-  const delta = stringParam(query, 'delta');
-  if (delta !== undefined && delta !== 'none') throw new PushError('bad_request', `delta=${JSON.stringify(delta)} is not supported; use delta=none or leave it out`);
+/** `?delta=json-patch|vcdiff|none`: the codec, or null for full messages. */
+export function deltaParam(query: Query): DeltaCodec | null {
+  return deltaCodecOf(stringParam(query, 'delta'));
 }

@@ -11,7 +11,8 @@ import { DISCONNECTS, type Disconnect } from '../src/errors.js';
 import type { TransportContext } from './context.js';
 import { corsHeaders } from './cors.js';
 import { sendError, toPushError } from './http-errors.js';
-import { channelsParam, rejectDeltaParam, stringParam } from './request-params.js';
+import { channelsParam, deltaParam, stringParam } from './request-params.js';
+import type { DeltaCodec } from '../src/delta/codec.js';
 import { SSE_MESSAGE, sseCursor, sseDisconnect, sseReset, sseRetry } from './sse-format.js';
 
 /** After a disconnect notice, how long a client that reads nothing may keep the socket. */
@@ -66,9 +67,10 @@ export function registerSse(app: FastifyInstance, ctx: TransportContext): void {
     const query = request.query as Record<string, string | string[] | undefined>;
     let channels: string[];
     let cursorText: string | undefined;
+    let delta: DeltaCodec | null;
     try {
       channels = channelsParam(query, options.maxChannelsPerSubscription);
-      rejectDeltaParam(query);
+      delta = deltaParam(query);
       const header = request.headers['last-event-id'];
       // The header is what EventSource sends on its own reconnects, so it wins over the query.
       cursorText = (Array.isArray(header) ? header[0] : header) ?? stringParam(query, 'lastEventId');
@@ -100,7 +102,7 @@ export function registerSse(app: FastifyInstance, ctx: TransportContext): void {
 
     session.writeControl(sseRetry(options.reconnectDelay * 1000));
     const from = engine.resumePoint(cursorText);
-    const recoveries: Recovery[] = channels.map((channel) => session.subscribe(channel, from));
+    const recoveries: Recovery[] = channels.map((channel) => session.subscribe(channel, from, delta));
     for (const recovery of recoveries) if (recovery.reset) session.writeControl(sseReset(recovery.reset));
     session.replay(mergeBacklogs(recoveries));
     const cursor = session.idleCursor();

@@ -2,11 +2,13 @@
  * Client ops on the WebSocket: parsing and validation only, no socket. Every problem becomes a
  * PushError that the connection turns into an `error` op; the connection itself survives.
  */
+import type { DeltaCodec } from '../src/delta/codec.js';
+import { deltaCodecOf } from '../src/delta/codecs.js';
 import { PushError } from '../src/errors.js';
 import { channelNameProblem } from '../src/protocol/channel-name.js';
 
 export type ClientOp =
-  | { op: 'subscribe'; channel: string; cursor?: string; id?: string }
+  | { op: 'subscribe'; channel: string; cursor?: string; delta: DeltaCodec | null; id?: string }
   | { op: 'unsubscribe'; channel: string; id?: string }
   | { op: 'publish'; channel: string; data: unknown; id?: string }
   | { op: 'ping'; id?: string };
@@ -42,9 +44,8 @@ export function parseClientOp(value: unknown): ClientOp {
       const channel = channelField(fields);
       const cursor = fields['cursor'];
       if (cursor !== undefined && cursor !== null && typeof cursor !== 'string') throw new PushError('bad_request', 'cursor must be a string');
-      const delta = fields['delta'];
-      if (delta !== undefined && delta !== null && delta !== 'none') throw new PushError('bad_request', `delta=${JSON.stringify(delta)} is not supported; use "none" or leave it out`);
-      return withId(typeof cursor === 'string' ? { op: 'subscribe', channel, cursor } : { op: 'subscribe', channel });
+      const delta = deltaCodecOf(fields['delta']);
+      return withId(typeof cursor === 'string' ? { op: 'subscribe', channel, cursor, delta } : { op: 'subscribe', channel, delta });
     }
     case 'unsubscribe':
       return withId({ op: 'unsubscribe', channel: channelField(fields) });

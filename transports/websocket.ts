@@ -105,7 +105,7 @@ class WebSocketConnection implements SessionSink {
       throw new PushError('too_many_channels', `at most ${options.maxChannelsPerSubscription} channels per connection`);
     }
     const from = engine.resumePoint(op.cursor);
-    const recovery = this.session.subscribe(op.channel, from);
+    const recovery = this.session.subscribe(op.channel, from, op.delta);
     const cursor = engine.startCursor(from, recovery.backlog).toString();
     this.reply(withId({ op: 'subscribed', channel: op.channel, cursor, resumed: from.kind === 'cursor' && !recovery.reset }, op.id));
     if (recovery.reset) this.reply({ op: 'reset', ...recovery.reset });

@@ -6,6 +6,7 @@
  * is disconnected with a "slow" code, to come back and resume from its cursor. Nothing is dropped
  * silently and nothing grows without bound.
  */
+import type { DeltaCodec } from '../delta/codec.js';
 import type { Disconnect } from '../errors.js';
 import { DISCONNECTS } from '../errors.js';
 import type { Subscriber } from './channel.js';
@@ -35,8 +36,19 @@ export class Subscription implements Subscriber {
    * so the client's cursor never moves backwards. Cleared once the node has caught up.
    */
   floor: Frontier | null;
+  /**
+   * The id of the last message sent on this subscription: a delta is sent only when its base is
+   * exactly that message, so a delta never crosses a gap, a skip or a (re)subscribe.
+   */
+  lastSentId: string | undefined;
 
-  constructor(readonly session: Session, readonly channel: string, floor: Frontier | null) {
+  constructor(
+    readonly session: Session,
+    readonly channel: string,
+    floor: Frontier | null,
+    /** The delta codec the client asked for, or null for full messages. */
+    readonly delta: DeltaCodec | null,
+  ) {
     this.floor = floor;
   }
 
@@ -81,10 +93,10 @@ export class Session {
    * writes any reset notice and then passes the backlog to {@link replay}, before returning to the
    * event loop, so that no live message can come between the backlog and the live stream.
    */
-  subscribe(channel: string, from: ResumePoint): Recovery {
+  subscribe(channel: string, from: ResumePoint, delta: DeltaCodec | null = null): Recovery {
     this.unsubscribe(channel);
     const floor = from.kind === 'cursor' && !this.engine.frontier().covers(from.cursor) ? from.cursor : null;
-    const subscription = new Subscription(this, channel, floor);
+    const subscription = new Subscription(this, channel, floor, delta);
     this.#subscriptions.set(channel, subscription);
     return this.engine.subscribe(channel, subscription, from);
   }
@@ -128,18 +140,20 @@ export class Session {
   send(subscription: Subscription, message: PreparedMessage): void {
     if (this.#closed) return;
     const format = this.sink.format;
-    let bytes: Buffer;
     const floor = subscription.floor;
+    if (floor !== null && message.isCoveredBy(floor)) return; // the client has it already
+    const base = message.deltaBase;
+    const codec = subscription.delta !== null && base !== undefined && base.id === subscription.lastSentId ? subscription.delta : null;
+    let bytes: Buffer;
     if (floor === null) {
-      bytes = message.encoded(format);
-    } else if (message.isCoveredBy(floor)) {
-      return; // the client has it already
+      bytes = message.encoded(format, codec);
     } else if (message.frontier.covers(floor)) {
       subscription.floor = null;
-      bytes = message.encoded(format);
+      bytes = message.encoded(format, codec);
     } else {
-      bytes = message.encodedWithCursor(format, floor);
+      bytes = message.encodedWithCursor(format, floor, codec);
     }
+    subscription.lastSentId = message.id;
     this.sink.write(bytes);
     this.delivered++;
     this.#checkOutbox();

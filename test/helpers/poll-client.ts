@@ -10,11 +10,17 @@ export class PollTestClient extends BaseTestClient {
   #stopped = false;
   polls = 0;
 
+  readonly #delta: string | undefined;
+
   constructor(private readonly baseUrl: string, private readonly channels: string[], options: OpenOptions = {}, private readonly timeout = 5) {
     super();
     this.cursor = options.cursor;
-    this.ready = this.#loop();
-    this.ready.catch(() => {});
+    this.#delta = options.delta;
+    const firstReply = this.#loop();
+    firstReply.catch(() => {});
+    // Long-poll is stateless: with a cursor the client is live at once (whatever follows the cursor
+    // will come); without one it needs the first reply, which carries the starting cursor.
+    this.ready = options.cursor === undefined ? firstReply : Promise.resolve();
   }
 
   /** Resolves after the first reply (which carries the starting cursor); keeps polling after. */
@@ -26,6 +32,7 @@ export class PollTestClient extends BaseTestClient {
           for (const channel of this.channels) params.append('channel', channel);
           if (this.cursor !== undefined) params.set('cursor', this.cursor);
           params.set('timeout', String(this.timeout));
+          if (this.#delta !== undefined) params.set('delta', this.#delta);
           let body: { messages: never[]; cursor: string; resets?: never[] };
           try {
             const response = await fetch(`${this.baseUrl}/v1/poll?${params}`, { signal: this.#abort.signal });

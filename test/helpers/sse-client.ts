@@ -20,6 +20,7 @@ export class SseTestClient extends BaseTestClient {
     for (const channel of channels) params.append('channel', channel);
     const headers: Record<string, string> = {};
     if (options.cursor !== undefined) headers['last-event-id'] = options.cursor;
+    if (options.delta !== undefined) params.set('delta', options.delta);
     const url = `${baseUrl}/v1/sse?${params}${query}`;
     this.ready = new Promise((resolve, reject) => {
       this.#request = get(url, { headers }, (response) => {

@@ -10,6 +10,8 @@ export interface ReceivedMessage {
   data: unknown;
   ts: number;
   encoding?: string;
+  /** Present when `data` is a delta against the message named by `base`. */
+  delta?: { format: string; base: string };
 }
 
 export interface ResetRecord {
@@ -82,6 +84,8 @@ export type TransportName = 'sse' | 'poll' | 'ws';
 
 export interface OpenOptions {
   readonly cursor?: string;
+  /** Ask for delta-compressed messages (`json-patch` or `vcdiff`). */
+  readonly delta?: string;
 }
 
 export type ClientFactory = (baseUrl: string, channels: string[], options?: OpenOptions) => TestClient;

@@ -14,7 +14,9 @@ export class WsTestClient extends BaseTestClient {
     let subscribed = 0;
     this.ready = new Promise((resolve, reject) => {
       this.socket.on('open', () => {
-        for (const channel of channels) this.send({ op: 'subscribe', channel, ...(options.cursor !== undefined ? { cursor: options.cursor } : {}) });
+        for (const channel of channels) {
+          this.send({ op: 'subscribe', channel, ...(options.cursor !== undefined ? { cursor: options.cursor } : {}), ...(options.delta !== undefined ? { delta: options.delta } : {}) });
+        }
         if (channels.length === 0) resolve();
       });
       this.socket.on('message', (raw) => {
