@@ -1,0 +1,75 @@
+/**
+ * Messages between the benchmark orchestrator (run.ts) and its load-generator child
+ * (load-client.ts), plus the clock both sides stamp messages with.
+ */
+
+export type Transport = 'sse' | 'poll' | 'ws';
+export const TRANSPORTS: readonly Transport[] = ['sse', 'poll', 'ws'];
+
+export interface OpenCommand {
+  type: 'open';
+  transport: Transport;
+  /** `http://127.0.0.1:PORT` */
+  baseUrl: string;
+  subscribers: number;
+  channels: number;
+  messagesPerChannel: number;
+  /** Connections opened concurrently while setting up. */
+  openConcurrency: number;
+  openTimeoutMs: number;
+}
+
+/** After publishing: report once everything arrived, or when timeoutMs passes. */
+export interface DrainCommand {
+  type: 'drain';
+  timeoutMs: number;
+}
+
+export type ToClient = OpenCommand | DrainCommand;
+
+export interface ReadyReport {
+  type: 'ready';
+  opened: number;
+  failed: number;
+  openMs: number;
+  firstError?: string;
+}
+
+export interface ResultReport {
+  type: 'result';
+  expected: number;
+  /** Unique (subscriber, seq) pairs received. */
+  delivered: number;
+  lost: number;
+  duplicates: number;
+  /** Same subscriber saw a lower seq after a higher one (one channel per subscriber). */
+  outOfOrder: number;
+  /** Messages for a channel the subscriber did not ask for, or with a seq out of range. */
+  unexpected: number;
+  /** Reset notices: the server could no longer replay from the client's position. */
+  resets: number;
+  /** Streams or sockets the server ended (slow-client disconnect, shutdown, error). */
+  disconnects: number;
+  /** Poll requests that failed at the HTTP level and were retried with the same cursor. */
+  pollRetries: number;
+  /** Long-poll replies received after ready (deliveries / replies = messages per reply). */
+  pollReplies: number;
+  /** End-to-end latency in ms: publisher's stamp just before POST → subscriber parsed it. */
+  latencyMs: { p50: number; p99: number; max: number };
+  /** Earliest publisher stamp and latest receive time seen, in ms on the shared clock. */
+  firstSentAt: number;
+  lastReceivedAt: number;
+  /** Load-generator CPU time (user + system) from ready to this report, in seconds. */
+  clientCpuSec: number;
+  timedOut: boolean;
+}
+
+export type FromClient = ReadyReport | ResultReport;
+
+/**
+ * Wall-clock milliseconds with sub-millisecond resolution. Both processes run on one machine, so
+ * timeOrigin + now() stamps from different processes are comparable.
+ */
+export function nowMs(): number {
+  return performance.timeOrigin + performance.now();
+}

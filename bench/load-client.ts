@@ -1,0 +1,251 @@
+/**
+ * Load-generator child of bench/run.ts (forked with IPC; not meant to be run by hand). Opens N
+ * subscribers of one transport on 127.0.0.1, spread round-robin over C channels, reports `ready`,
+ * then counts deliveries until every expected one arrived or the drain timeout passes.
+ */
+import http from 'node:http';
+import WebSocket, { type RawData } from 'ws';
+import type { DrainCommand, FromClient, OpenCommand, ReadyReport, ResultReport, ToClient } from './ipc.js';
+import { Subscriber, Tally } from './tally.js';
+
+/** Hard stop in case the parent forgets us; the parent's own watchdog is shorter. */
+const CHILD_WATCHDOG_MS = 140_000;
+/** After the last expected delivery, keep listening this long so late duplicates are counted. */
+const DUPLICATE_GRACE_MS = 300;
+const POLL_TIMEOUT_S = 25;
+const MAX_POLL_RETRIES = 5;
+
+setTimeout(() => {
+  process.stderr.write('load-client: watchdog fired, exiting\n');
+  process.exit(3);
+}, CHILD_WATCHDOG_MS).unref();
+// The parent died or closed the channel: nothing left to report to.
+process.on('disconnect', () => process.exit(4));
+
+function send(message: FromClient): void {
+  process.send?.(message);
+}
+
+/** One open subscriber connection; close() must be idempotent. */
+interface Connection {
+  close(): void;
+}
+
+const connections: Connection[] = [];
+let tally: Tally | undefined;
+/** Set once everything is torn down, so poll loops and error handlers stop quietly. */
+let stopping = false;
+/** CPU used when all subscribers were open: the client's cost is counted from there. */
+let cpuAtReady: NodeJS.CpuUsage | undefined;
+
+// Sockets are never shared between SSE streams; poll requests reuse idle keep-alive sockets.
+const streamAgent = new http.Agent({ keepAlive: false, maxSockets: Infinity });
+const pollAgent = new http.Agent({ keepAlive: true, maxSockets: Infinity });
+
+function openSse(cmd: OpenCommand, sub: Subscriber, t: Tally): Promise<Connection> {
+  return new Promise((resolve, reject) => {
+    const url = `${cmd.baseUrl}/v1/sse?channel=${encodeURIComponent(sub.channel)}`;
+    const req = http.get(url, { agent: streamAgent }, (res) => {
+      if (res.statusCode !== 200) {
+        res.resume();
+        reject(new Error(`sse: HTTP ${res.statusCode}`));
+        return;
+      }
+      res.setEncoding('utf8');
+      let buffer = '';
+      let ready = false;
+      res.on('data', (chunk: string) => {
+        buffer += chunk;
+        let start = 0;
+        let end: number;
+        while ((end = buffer.indexOf('\n\n', start)) !== -1) {
+          // Events: `retry: N`, `id: C` (cursor only: the first one means subscribed), `id: C\ndata: {…}`,
+          // `event: reset|disconnect\ndata: …`.
+          if (buffer.startsWith('event: ', start)) {
+            if (buffer.startsWith('event: reset', start)) t.resets++;
+            else t.disconnects++;
+          } else if (buffer.startsWith('id: ', start)) {
+            const data = buffer.indexOf('\ndata: ', start);
+            if (data !== -1 && data < end) t.scan(sub, buffer, data, end);
+            else if (!ready) {
+              ready = true;
+              resolve({ close: () => req.destroy() });
+            }
+          }
+          start = end + 2;
+        }
+        buffer = start === 0 ? buffer : buffer.slice(start);
+      });
+      res.on('close', () => {
+        if (!stopping) t.disconnects++;
+      });
+    });
+    req.on('error', (error) => {
+      if (!stopping) reject(error);
+    });
+  });
+}
+
+function getText(path: string, baseUrl: string, onRequest: (req: http.ClientRequest) => void): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const req = http.get(`${baseUrl}${path}`, { agent: pollAgent }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (body += chunk));
+      res.on('end', () => (res.statusCode === 200 ? resolve(body) : reject(new Error(`poll: HTTP ${res.statusCode} ${body.slice(0, 200)}`))));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    onRequest(req);
+  });
+}
+
+const CURSOR_KEY = '],"cursor":"';
+
+async function openPoll(cmd: OpenCommand, sub: Subscriber, t: Tally): Promise<Connection> {
+  const base = `/v1/poll?channel=${encodeURIComponent(sub.channel)}`;
+  let current: http.ClientRequest | undefined;
+  const track = (req: http.ClientRequest): void => {
+    current = req;
+  };
+  // Without a cursor the server answers at once with the current position: that is "subscribed".
+  let cursor = cursorOf(await getText(base, cmd.baseUrl, track));
+  const loop = async (): Promise<void> => {
+    let retries = 0;
+    // Bounded: ends when the bench stops (every request is aborted then) or retries run out.
+    while (!stopping) {
+      let body: string;
+      let next: string;
+      try {
+        body = await getText(`${base}&cursor=${encodeURIComponent(cursor)}&timeout=${POLL_TIMEOUT_S}`, cmd.baseUrl, track);
+        next = cursorOf(body);
+      } catch (error) {
+        if (stopping) return;
+        t.pollRetries++;
+        if (++retries > MAX_POLL_RETRIES) {
+          t.disconnects++;
+          process.stderr.write(`load-client: poller on ${sub.channel} gave up: ${(error as Error).message}\n`);
+          return;
+        }
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        continue;
+      }
+      retries = 0;
+      t.pollReplies++;
+      const cursorAt = body.lastIndexOf(CURSOR_KEY);
+      t.scan(sub, body, 0, cursorAt);
+      if (body.includes('"resets":', cursorAt)) t.resets++;
+      cursor = next;
+    }
+  };
+  void loop();
+  return { close: () => current?.destroy() };
+}
+
+function cursorOf(body: string): string {
+  const at = body.lastIndexOf(CURSOR_KEY);
+  if (at === -1) throw new Error(`poll: no cursor in reply ${body.slice(0, 200)}`);
+  return body.slice(at + CURSOR_KEY.length, body.indexOf('"', at + CURSOR_KEY.length));
+}
+
+function openWs(cmd: OpenCommand, sub: Subscriber, t: Tally): Promise<Connection> {
+  return new Promise((resolve, reject) => {
+    const socket = new WebSocket(`${cmd.baseUrl.replace('http', 'ws')}/v1/ws`, { perMessageDeflate: false });
+    socket.on('open', () => socket.send(JSON.stringify({ op: 'subscribe', channel: sub.channel })));
+    socket.on('message', (data: RawData) => {
+      // Text frames arrive as one Buffer (binaryType 'nodebuffer').
+      const text = (data as Buffer).toString('utf8');
+      if (text.startsWith('{"op":"message"')) t.scan(sub, text);
+      else if (text.startsWith('{"op":"subscribed"')) resolve({ close: () => socket.terminate() });
+      else if (text.startsWith('{"op":"reset"')) t.resets++;
+      else process.stderr.write(`load-client: unexpected ws frame ${text.slice(0, 200)}\n`);
+    });
+    socket.on('close', () => {
+      if (!stopping) t.disconnects++;
+    });
+    socket.on('error', (error) => {
+      if (!stopping) reject(error);
+    });
+  });
+}
+
+const OPENERS = { sse: openSse, poll: openPoll, ws: openWs } as const;
+
+async function open(cmd: OpenCommand): Promise<void> {
+  const t = new Tally(cmd.subscribers * cmd.messagesPerChannel, cmd.messagesPerChannel);
+  tally = t;
+  const subs = Array.from({ length: cmd.subscribers }, (_, i) => new Subscriber(`bench/${i % cmd.channels}`, cmd.messagesPerChannel));
+  const started = performance.now();
+  let failed = 0;
+  let firstError: string | undefined;
+  const opener = OPENERS[cmd.transport];
+  const withTimeout = (promise: Promise<Connection>): Promise<Connection> =>
+    Promise.race([promise, new Promise<never>((_, reject) => setTimeout(() => reject(new Error('open timed out')), cmd.openTimeoutMs).unref())]);
+  // Parallel batches: quick setup without a SYN flood on the server's accept queue.
+  for (let i = 0; i < subs.length; i += cmd.openConcurrency) {
+    const batch = subs.slice(i, i + cmd.openConcurrency);
+    const results = await Promise.allSettled(batch.map((sub) => withTimeout(opener(cmd, sub, t))));
+    for (const result of results) {
+      if (result.status === 'fulfilled') connections.push(result.value);
+      else {
+        failed++;
+        firstError ??= String((result.reason as Error).message ?? result.reason);
+      }
+    }
+  }
+  const report: ReadyReport = { type: 'ready', opened: connections.length, failed, openMs: Math.round(performance.now() - started) };
+  if (firstError !== undefined) report.firstError = firstError;
+  cpuAtReady = process.cpuUsage();
+  send(report);
+}
+
+function drain(cmd: DrainCommand): void {
+  const t = tally;
+  if (!t) throw new Error('drain before open');
+  let reported = false;
+  const finish = (timedOut: boolean): void => {
+    if (reported) return;
+    reported = true;
+    const cpu = process.cpuUsage(cpuAtReady);
+    const result: ResultReport = {
+      type: 'result',
+      expected: t.expected,
+      delivered: t.delivered,
+      lost: t.expected - t.delivered,
+      duplicates: t.duplicates,
+      outOfOrder: t.outOfOrder,
+      unexpected: t.unexpected,
+      resets: t.resets,
+      disconnects: t.disconnects,
+      pollRetries: t.pollRetries,
+      pollReplies: t.pollReplies,
+      latencyMs: t.latencyMs(),
+      firstSentAt: t.firstSentAt,
+      lastReceivedAt: t.lastReceivedAt,
+      clientCpuSec: Math.round((cpu.user + cpu.system) / 10_000) / 100,
+      timedOut,
+    };
+    stopping = true;
+    for (const connection of connections) connection.close();
+    streamAgent.destroy();
+    pollAgent.destroy();
+    // Exit only once the report has left through the IPC channel.
+    process.send?.(result, () => process.exit(0));
+  };
+  const timer = setTimeout(() => finish(true), cmd.timeoutMs);
+  const complete = (): void => {
+    clearTimeout(timer);
+    setTimeout(() => finish(false), DUPLICATE_GRACE_MS);
+  };
+  if (t.delivered === t.expected) complete();
+  else t.onComplete = complete;
+}
+
+process.on('message', (message: ToClient) => {
+  if (message.type === 'open') {
+    open(message).catch((error: unknown) => {
+      process.stderr.write(`load-client: open failed: ${(error as Error).stack ?? String(error)}\n`);
+      process.exit(1);
+    });
+  } else if (message.type === 'drain') drain(message);
+});

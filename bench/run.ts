@@ -1,0 +1,287 @@
+/**
+ * End-to-end benchmark: `npm run bench [-- --subscribers 1000 --channels 10 --messages 200
+ * --rate 100 --transports sse,poll,ws --payload-bytes 200]`.
+ *
+ * For each transport: a fresh server child (embedded log, 127.0.0.1 only), a load-generator child
+ * holding N subscribers over C channels, then M messages per channel published from this process
+ * at a bounded rate. Prints one JSON line per transport and a summary line; exits non-zero when
+ * anything was lost, duplicated, misrouted or reordered, or a subscriber failed to open.
+ * See docs/benchmarks.md for what each figure means.
+ */
+import { fork, type ChildProcess } from 'node:child_process';
+import os from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { TRANSPORTS, nowMs, type FromClient, type ReadyReport, type ResultReport, type ToClient, type Transport } from './ipc.js';
+import { cpuSeconds, openFileLimit, peakRssKiB, rssKiB, startServerChild, type ServerChild } from './server-process.js';
+import { round2 } from './tally.js';
+
+/** Kills everything and fails the run if it is still going after this long. */
+const WATCHDOG_MS = 150_000;
+const OPEN_CONCURRENCY = 100;
+const OPEN_TIMEOUT_MS = 20_000;
+/** Lets the server finish setting connections up before its memory is read. */
+const SETTLE_MS = 1_000;
+const PUBLISH_TICK_MS = 20;
+const MAX_BATCH = 1_000;
+const DRAIN_TIMEOUT_MS = 20_000;
+/** Sockets the server and the load generator each need beyond one per subscriber. */
+const SPARE_FILES = 200;
+
+const CLIENT = fileURLToPath(new URL('./load-client.js', import.meta.url));
+const live = new Set<ChildProcess>();
+
+interface Config {
+  subscribers: number;
+  channels: number;
+  messages: number;
+  /** Messages per second per channel. */
+  rate: number;
+  transports: Transport[];
+  payloadBytes: number;
+}
+
+function parseConfig(argv: string[]): Config {
+  const { values } = parseArgs({
+    args: argv,
+    strict: true,
+    options: {
+      subscribers: { type: 'string', default: '1000' },
+      channels: { type: 'string', default: '10' },
+      messages: { type: 'string', default: '200' },
+      rate: { type: 'string', default: '100' },
+      transports: { type: 'string', default: TRANSPORTS.join(',') },
+      'payload-bytes': { type: 'string', default: '200' },
+    },
+  });
+  const int = (name: string, text: string, min: number, max: number): number => {
+    const value = Number(text);
+    if (!Number.isInteger(value) || value < min || value > max) throw new Error(`--${name} must be an integer from ${min} to ${max}, got ${text}`);
+    return value;
+  };
+  const transports = values.transports.split(',').map((name) => name.trim());
+  for (const name of transports) if (!TRANSPORTS.includes(name as Transport)) throw new Error(`unknown transport ${name}; known: ${TRANSPORTS.join(',')}`);
+  return {
+    subscribers: int('subscribers', values.subscribers, 1, 10_000),
+    channels: int('channels', values.channels, 1, 1_000),
+    messages: int('messages', values.messages, 1, 10_000),
+    rate: int('rate', values.rate, 1, 10_000),
+    transports: transports as Transport[],
+    payloadBytes: int('payload-bytes', values['payload-bytes'], 0, 60_000),
+  };
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** The next IPC message of `type` from the child, failing if it exits or `timeoutMs` passes first. */
+function nextMessage<T extends FromClient['type']>(child: ChildProcess, type: T, timeoutMs: number): Promise<Extract<FromClient, { type: T }>> {
+  return new Promise((resolve, reject) => {
+    const cleanup = (): void => {
+      clearTimeout(timer);
+      child.off('message', onMessage);
+      child.off('exit', onExit);
+    };
+    const onMessage = (message: FromClient): void => {
+      if (message.type !== type) return;
+      cleanup();
+      resolve(message as Extract<FromClient, { type: T }>);
+    };
+    const onExit = (code: number | null): void => {
+      cleanup();
+      reject(new Error(`load client exited (code ${code}) while waiting for ${type}`));
+    };
+    const timer = setTimeout(() => {
+      cleanup();
+      reject(new Error(`no ${type} from the load client within ${timeoutMs} ms`));
+    }, timeoutMs);
+    child.on('message', onMessage);
+    child.once('exit', onExit);
+  });
+}
+
+/**
+ * Publishes `messages` per channel at `rate` per channel per second; message i goes to channel
+ * i % C with seq floor(i / C). One request in flight at a time keeps each channel's order; a
+ * slow request just makes the next batch bigger.
+ */
+async function publish(baseUrl: string, config: Config): Promise<number> {
+  const total = config.messages * config.channels;
+  const perMs = (config.rate * config.channels) / 1000;
+  const pad = 'x'.repeat(Math.max(0, config.payloadBytes - 48));
+  const deadline = Date.now() + (2 * total) / perMs + 15_000;
+  const started = Date.now();
+  let published = 0;
+  while (published < total) {
+    if (Date.now() > deadline) throw new Error(`publishing stalled at ${published}/${total}`);
+    const target = Math.min(total, published + MAX_BATCH, Math.ceil((Date.now() - started + PUBLISH_TICK_MS) * perMs));
+    if (target > published) {
+      const batch = [];
+      for (let i = published; i < target; i++) {
+        batch.push({ channel: `bench/${i % config.channels}`, data: { seq: Math.floor(i / config.channels), sentAt: nowMs(), pad } });
+      }
+      const response = await fetch(`${baseUrl}/v1/publish`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ messages: batch }),
+        signal: AbortSignal.timeout(10_000),
+      });
+      const reply = (await response.json()) as { ids?: unknown[] };
+      if (response.status !== 201 || reply.ids?.length !== batch.length) throw new Error(`publish failed: HTTP ${response.status} ${JSON.stringify(reply).slice(0, 200)}`);
+      published = target;
+    }
+    await sleep(PUBLISH_TICK_MS);
+  }
+  return (Date.now() - started) / 1000;
+}
+
+async function runTransport(transport: Transport, config: Config): Promise<Record<string, unknown>> {
+  const historyBytes = Math.max(1_048_576, 2 * config.messages * (config.payloadBytes + 256));
+  // History holds every message of the run, so a lagging poller resumes instead of being reset.
+  const server: ServerChild = await startServerChild(['--history-size', String(Math.max(100, config.messages)), '--history-bytes', String(historyBytes)]);
+  live.add(server.child);
+  let client: ChildProcess | undefined;
+  try {
+    await sleep(300);
+    const rssBefore = rssKiB(server.pid);
+    client = fork(CLIENT, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    live.add(client);
+    const toClient = (message: ToClient): void => void client?.send(message);
+    toClient({
+      type: 'open',
+      transport,
+      baseUrl: server.baseUrl,
+      subscribers: config.subscribers,
+      channels: config.channels,
+      messagesPerChannel: config.messages,
+      openConcurrency: OPEN_CONCURRENCY,
+      openTimeoutMs: OPEN_TIMEOUT_MS,
+    });
+    const ready: ReadyReport = await nextMessage(client, 'ready', OPEN_TIMEOUT_MS * 2);
+    // Publishing to a partial audience would only blur every figure; stop with the cause instead.
+    if (ready.failed > 0) throw new Error(`${ready.failed} of ${config.subscribers} ${transport} subscribers failed to open; first error: ${ready.firstError}`);
+    await sleep(SETTLE_MS);
+    const rssIdle = rssKiB(server.pid);
+    const cpuBefore = cpuSeconds(server.pid);
+
+    const publishSec = await publish(server.baseUrl, config);
+    toClient({ type: 'drain', timeoutMs: DRAIN_TIMEOUT_MS });
+    const result: ResultReport = await nextMessage(client, 'result', DRAIN_TIMEOUT_MS + 10_000);
+    // A crash shows up as loss too, but the exit status says what really happened.
+    if (server.child.exitCode !== null || server.child.signalCode !== null) {
+      throw new Error(`server exited during the ${transport} run (code ${server.child.exitCode}, signal ${server.child.signalCode})`);
+    }
+    const serverCpuSec = cpuSeconds(server.pid) - cpuBefore;
+    const deliverySec = (result.lastReceivedAt - result.firstSentAt) / 1000;
+    return {
+      transport,
+      subscribers: config.subscribers,
+      opened: ready.opened,
+      channels: config.channels,
+      messagesPerChannel: config.messages,
+      published: config.messages * config.channels,
+      expectedDeliveries: result.expected,
+      delivered: result.delivered,
+      lost: result.lost,
+      duplicates: result.duplicates,
+      outOfOrder: result.outOfOrder,
+      unexpected: result.unexpected,
+      resets: result.resets,
+      disconnects: result.disconnects,
+      pollRetries: result.pollRetries,
+      ...(transport === 'poll' ? { pollReplies: result.pollReplies } : {}),
+      // What the publisher asked for; deliveredPerSec falls below it only once the server saturates.
+      offeredPerSec: config.rate * config.subscribers,
+      deliveredPerSec: deliverySec > 0 ? Math.round(result.delivered / deliverySec) : null,
+      latencyMs: result.latencyMs,
+      publishSec: round2(publishSec),
+      deliverySec: round2(deliverySec),
+      openMs: ready.openMs,
+      rssPerIdleConnectionKiB: ready.opened > 0 ? round2((rssIdle - rssBefore) / ready.opened) : null,
+      serverRssBeforeMiB: round2(rssBefore / 1024),
+      serverRssIdleMiB: round2(rssIdle / 1024),
+      serverRssMiB: round2(rssKiB(server.pid) / 1024),
+      serverPeakRssMiB: round2(peakRssKiB(server.pid) / 1024),
+      serverCpuSec: round2(serverCpuSec),
+      clientCpuSec: result.clientCpuSec,
+      timedOut: result.timedOut,
+    };
+  } finally {
+    if (client) await stopClient(client);
+    await server.stop();
+    live.delete(server.child);
+  }
+}
+
+async function stopClient(client: ChildProcess): Promise<void> {
+  if (client.exitCode === null && client.signalCode === null) {
+    const exited = new Promise((resolve) => client.once('exit', resolve));
+    // It exits on its own after reporting; give it a moment, then make sure.
+    await Promise.race([exited, sleep(3_000)]);
+    if (client.exitCode === null && client.signalCode === null) {
+      client.kill('SIGKILL');
+      await exited;
+    }
+  }
+  live.delete(client);
+}
+
+function killAll(): void {
+  for (const child of live) child.kill('SIGKILL');
+}
+
+function passed(line: Record<string, unknown>): boolean {
+  return line['lost'] === 0 && line['duplicates'] === 0 && line['unexpected'] === 0 && line['outOfOrder'] === 0 && line['opened'] === line['subscribers'];
+}
+
+async function main(): Promise<void> {
+  const config = parseConfig(process.argv.slice(2));
+  const limit = openFileLimit();
+  if (limit !== undefined && limit < config.subscribers + SPARE_FILES) {
+    throw new Error(`open-file limit is ${limit} but ${config.subscribers} subscribers need at least ${config.subscribers + SPARE_FILES} per process; raise it (ulimit -n) or pass fewer --subscribers`);
+  }
+  const started = Date.now();
+  const lines: Record<string, unknown>[] = [];
+  for (const transport of config.transports) {
+    const line = await runTransport(transport, config);
+    lines.push(line);
+    process.stdout.write(JSON.stringify(line) + '\n');
+  }
+  const ok = lines.every(passed);
+  const summary = {
+    summary: true,
+    ok,
+    totalSec: round2((Date.now() - started) / 1000),
+    cpus: os.availableParallelism(),
+    node: process.version,
+    openFileLimit: limit ?? null,
+    results: Object.fromEntries(
+      lines.map((line) => [line['transport'], { deliveredPerSec: line['deliveredPerSec'], latencyMs: line['latencyMs'], lost: line['lost'], duplicates: line['duplicates'], rssPerIdleConnectionKiB: line['rssPerIdleConnectionKiB'] }]),
+    ),
+  };
+  process.stdout.write(JSON.stringify(summary) + '\n');
+  process.exitCode = ok ? 0 : 1;
+}
+
+const watchdog = setTimeout(() => {
+  process.stderr.write(`bench: still running after ${WATCHDOG_MS / 1000} s; killing the server and load client\n`);
+  killAll();
+  process.exit(2);
+}, WATCHDOG_MS);
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    killAll();
+    process.exit(130);
+  });
+}
+
+main()
+  .catch((error: unknown) => {
+    // fetch() hides the socket error (e.g. the server died) in `cause`.
+    const cause = (error as Error).cause;
+    process.stderr.write(`bench: ${(error as Error).message}${cause ? ` (${(cause as Error).message ?? String(cause)})` : ''}\n`);
+    killAll();
+    process.exitCode = 1;
+  })
+  .finally(() => clearTimeout(watchdog));

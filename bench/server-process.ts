@@ -1,0 +1,115 @@
+/**
+ * The server under test as a child process (`node dist/src/cli.js`, embedded log), plus what the
+ * benchmark reads about it from /proc: resident memory and CPU time.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { fileURLToPath } from 'node:url';
+
+const CLI = fileURLToPath(new URL('../src/cli.js', import.meta.url));
+const HEALTH_TIMEOUT_MS = 15_000;
+const STOP_GRACE_MS = 3_000;
+
+export interface ServerChild {
+  readonly child: ChildProcess;
+  readonly pid: number;
+  readonly baseUrl: string;
+  stop(): Promise<void>;
+}
+
+/** A port that was free a moment ago; the server binds it right after (loopback only). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.once('error', reject);
+    probe.listen(0, '127.0.0.1', () => {
+      const address = probe.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      probe.close(() => resolve(port));
+    });
+  });
+}
+
+export async function startServerChild(flags: string[]): Promise<ServerChild> {
+  const port = await freePort();
+  // EDGEPUSH_* from the caller's shell would silently change what is measured.
+  const env = Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith('EDGEPUSH_')));
+  const child = spawn(process.execPath, [CLI, '--port', String(port), '--host', '127.0.0.1', '--log-level', 'warn', ...flags], {
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  // Server log lines go to our stderr, so stdout stays pure JSON.
+  const forward = (chunk: Buffer): boolean => process.stderr.write(`[server] ${chunk.toString()}`);
+  child.stdout?.on('data', forward);
+  child.stderr?.on('data', forward);
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const baseUrl = `http://127.0.0.1:${port}`;
+  const stop = async (): Promise<void> => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), STOP_GRACE_MS);
+    await exited;
+    clearTimeout(timer);
+  };
+  if (child.pid === undefined) throw new Error('server failed to spawn');
+  const server = { child, pid: child.pid, baseUrl, stop };
+  try {
+    await waitHealthy(baseUrl, child);
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+  return server;
+}
+
+async function waitHealthy(baseUrl: string, child: ChildProcess): Promise<void> {
+  const deadline = Date.now() + HEALTH_TIMEOUT_MS;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`server exited with code ${child.exitCode} before becoming healthy`);
+    try {
+      const response = await fetch(`${baseUrl}/healthz`, { signal: AbortSignal.timeout(1000) });
+      if (response.status === 200) return;
+    } catch {
+      // Not listening yet.
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error(`server not healthy after ${HEALTH_TIMEOUT_MS} ms`);
+}
+
+function statusField(pid: number, field: 'VmRSS' | 'VmHWM'): number {
+  const match = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  if (!match?.[1]) throw new Error(`no ${field} in /proc/${pid}/status`);
+  return Number(match[1]);
+}
+
+/** Resident set size now, in KiB. */
+export function rssKiB(pid: number): number {
+  return statusField(pid, 'VmRSS');
+}
+
+/** Peak resident set size since the process started, in KiB. */
+export function peakRssKiB(pid: number): number {
+  return statusField(pid, 'VmHWM');
+}
+
+/** User + system CPU seconds the process has used so far. */
+export function cpuSeconds(pid: number): number {
+  // Fields after the parenthesised command name; utime and stime are fields 14 and 15 overall.
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const ticksPerSecond = 100; // USER_HZ, 100 on every Linux this runs on
+  return (Number(fields[11]) + Number(fields[12])) / ticksPerSecond;
+}
+
+/** The soft limit on open files, as the children will inherit it; undefined off Linux. */
+export function openFileLimit(): number | undefined {
+  try {
+    const match = /^Max open files\s+(\d+|unlimited)/m.exec(readFileSync('/proc/self/limits', 'utf8'));
+    if (!match?.[1]) return undefined;
+    return match[1] === 'unlimited' ? Infinity : Number(match[1]);
+  } catch {
+    return undefined;
+  }
+}
