@@ -5,7 +5,9 @@
  */
 import { parseArgs } from 'node:util';
 import { ConfigError, OPTION_SPECS, flagName, helpText, resolveOptions } from './config.js';
+import { createLogger } from './logger.js';
 import { startServer } from './start.js';
+import { isWorkerPrimary, superviseWorkers } from './workers.js';
 
 function parseCommandLine(argv: string[]): { cli: Record<string, string | boolean>; file?: string; help: boolean } {
   const flags: Record<string, { type: 'string' | 'boolean' }> = { config: { type: 'string' }, help: { type: 'boolean' } };
@@ -53,6 +55,10 @@ async function main(): Promise<void> {
       process.exit(2);
     }
     throw error;
+  }
+  if (isWorkerPrimary(options.workers)) {
+    superviseWorkers(options.workers, createLogger(options.logLevel));
+    return;
   }
   const server = await startServer(options);
   server.app.log.info(`edgepush listening on ${server.url} (source: ${server.source.kind}, epoch ${server.source.epoch})${options.demo ? `; demo page at ${server.url}/` : ''}`);

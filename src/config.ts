@@ -50,13 +50,21 @@ export interface ServerOptions {
   idempotencyTtl: number;
   /** @default '*' */
   corsOrigin: string;
+  /** @default 1 */
+  workers: number;
+  /** @default '' */
+  kafkaBrokers: string;
+  /** @default '' */
+  kafkaTopics: string;
+  /** @default null */
+  kafka: Record<string, unknown> | null;
 }
 
-type Kind = 'integer' | 'number' | 'string' | 'boolean' | 'level';
+type Kind = 'integer' | 'number' | 'string' | 'boolean' | 'level' | 'object';
 
 interface OptionSpec {
   readonly kind: Kind;
-  readonly default: number | string | boolean;
+  readonly default: number | string | boolean | null;
   readonly description: string;
   readonly min?: number;
   readonly max?: number;
@@ -86,6 +94,10 @@ export const OPTION_SPECS: { readonly [K in keyof ServerOptions]: OptionSpec } =
   allowPublish: { kind: 'boolean', default: true, description: 'Accept publishes from clients (POST /v1/publish, WebSocket publish).' },
   idempotencyTtl: { kind: 'number', default: 300, min: 1, description: 'Seconds an Idempotency-Key is remembered.' },
   corsOrigin: { kind: 'string', default: '*', description: 'Access-Control-Allow-Origin for /v1 routes.' },
+  workers: { kind: 'integer', default: 1, min: 1, max: 64, description: 'Processes on this machine (node:cluster), each a full consumer sharing the port; needs Kafka.' },
+  kafkaBrokers: { kind: 'string', default: '', description: 'Kafka bootstrap brokers, comma-separated (host:port,...). Empty: the embedded log.' },
+  kafkaTopics: { kind: 'string', default: '', description: 'Kafka topics to consume, comma-separated, channel from the record key. For routing rules use the kafka option.' },
+  kafka: { kind: 'object', default: null, description: 'Full Kafka configuration as a JSON object (brokers, topics with routing rules, publishTopic, readBack, ...): see docs/kafka.md.' },
 };
 
 export class ConfigError extends Error {
@@ -112,7 +124,7 @@ export function defaultOptions(): ServerOptions {
 }
 
 /** Converts one raw value (a string from env/CLI, or a JSON value from the file) or throws. */
-function coerce(key: keyof ServerOptions, raw: unknown, where: string): number | string | boolean {
+function coerce(key: keyof ServerOptions, raw: unknown, where: string): number | string | boolean | Record<string, unknown> {
   const spec = OPTION_SPECS[key];
   const fail = (expected: string): never => {
     throw new ConfigError(`invalid configuration: ${where} must be ${expected}, got ${JSON.stringify(raw)}`);
@@ -128,6 +140,17 @@ function coerce(key: keyof ServerOptions, raw: unknown, where: string): number |
       return typeof raw === 'string' && raw.length > 0 ? raw : fail('a non-empty string');
     case 'level':
       return typeof raw === 'string' && LOG_LEVELS.includes(raw) ? raw : fail(`one of ${LOG_LEVELS.join(', ')}`);
+    case 'object': {
+      let value = raw;
+      if (typeof raw === 'string') {
+        try {
+          value = JSON.parse(raw);
+        } catch {
+          return fail('a JSON object');
+        }
+      }
+      return typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : fail('a JSON object');
+    }
     case 'integer':
     case 'number': {
       const value = typeof raw === 'number' ? raw : typeof raw === 'string' && raw.trim() !== '' ? Number(raw) : NaN;
@@ -178,6 +201,9 @@ export function resolveOptions(sources: ConfigSources): ServerOptions {
   if (result.pollTimeout > result.pollMaxTimeout) {
     throw new ConfigError(`invalid configuration: pollTimeout (${result.pollTimeout}) must not exceed pollMaxTimeout (${result.pollMaxTimeout})`);
   }
+  if (result.workers > 1 && result.kafkaBrokers === '' && !result.kafka) {
+    throw new ConfigError('invalid configuration: workers > 1 needs Kafka (kafkaBrokers or kafka): each worker would hold an embedded log of its own');
+  }
   // A ring keeps its newest message even when that alone is over historyBytes.
   const largestRing = Math.max(result.historyBytes, result.maxMessageBytes);
   if (result.maxIdleBytes < largestRing * 2) {
@@ -199,7 +225,7 @@ export function helpText(): string {
   ];
   for (const key of KEYS) {
     const spec = OPTION_SPECS[key];
-    const flag = spec.kind === 'boolean' ? `--[no-]${flagName(key)}` : `--${flagName(key)} <value>`;
+    const flag = spec.kind === 'boolean' ? `--[no-]${flagName(key)}` : spec.kind === 'object' ? `--${flagName(key)} <json>` : `--${flagName(key)} <value>`;
     lines.push(`  ${flag.padEnd(32)}${spec.description}`);
     lines.push(`  ${''.padEnd(32)}[${envName(key)}, default ${JSON.stringify(spec.default)}]`);
   }

@@ -11,8 +11,13 @@ import { ChannelEngine } from './engine/engine.js';
 import { createMetrics } from './metrics.js';
 import { packageRoot } from './package-root.js';
 import { Publisher } from './publish/publisher.js';
+import { DeepResume } from './engine/deep-resume.js';
+import { kafkaOptionsOf } from './kafka/kafka-options.js';
+import { KafkaSource } from './kafka/kafka-source.js';
+import { createLogger } from './logger.js';
 import { createIngest, rateLimitedLog } from './routing/ingest.js';
-import { KeyRouter } from './routing/record-router.js';
+import { KeyRouter, type RecordRouter } from './routing/record-router.js';
+import { CompiledRule, RuleRouter } from './routing/rule-router.js';
 import { EmbeddedLog } from './source/embedded-log.js';
 import type { Source } from './source/source.js';
 
@@ -34,7 +39,14 @@ export interface StartExtras {
 }
 
 export async function startServer(options: ServerOptions, extras: StartExtras = {}): Promise<RunningServer> {
-  const source = extras.source ?? new EmbeddedLog();
+  const log = createLogger(options.logLevel);
+  const kafka = kafkaOptionsOf(options);
+  const source = extras.source ?? (kafka ? await KafkaSource.connect(kafka, log) : new EmbeddedLog());
+  let router: RecordRouter = new KeyRouter(options.maxMessageBytes);
+  if (kafka && source instanceof KafkaSource) {
+    const rules = new Map(kafka.topics.map((topic) => [topic.topic, new CompiledRule(topic, options.maxMessageBytes)]));
+    router = new RuleRouter(source.partitionTopics.map((topic) => rules.get(topic) as CompiledRule));
+  }
   const engine = new ChannelEngine({
     epoch: source.epoch,
     partitions: source.partitions,
@@ -46,14 +58,16 @@ export async function startServer(options: ServerOptions, extras: StartExtras = 
   const metrics = createMetrics(engine);
   const publisher = new Publisher(source, { maxMessageBytes: options.maxMessageBytes, idempotencyTtl: options.idempotencyTtl }, metrics.published);
   const publicDir = extras.publicDir === false ? undefined : (extras.publicDir ?? join(packageRoot(), 'public'));
-  const app = await buildServer({ options, engine, publisher, metrics, source, ...(publicDir ? { publicDir } : {}) });
+  const deep = source instanceof KafkaSource ? new DeepResume(engine, source, router, log) : undefined;
+  const app = await buildServer({ options, engine, publisher, metrics, source, logger: log, ...(deep ? { deep } : {}), ...(publicDir ? { publicDir } : {}) });
 
   engine.onDeliveryError = (error, channel) => app.log.error({ err: error, channel }, 'delivery to a subscriber failed');
   const logBadRecord = rateLimitedLog(10, (line, details) => app.log.warn(details ?? {}, line));
   await source.open(
-    createIngest(engine, new KeyRouter(options.maxMessageBytes), (record, problem) => {
+    createIngest(engine, router, (record, problem) => {
       metrics.badRecord();
-      logBadRecord(`skipped a log record: ${problem}`, { partition: record.partition, offset: record.offset });
+      const where = source instanceof KafkaSource ? { topic: source.partitionTopics[record.partition] } : {};
+      logBadRecord(`skipped a log record: ${problem}`, { ...where, partition: record.partition, offset: record.offset });
     }),
   );
   await app.listen({ port: options.port, host: options.host });

@@ -6,7 +6,7 @@ import type { TransportContext } from './context.js';
 export function registerHealth(app: FastifyInstance, ctx: TransportContext, source: Source): void {
   app.get('/healthz', async (_request, reply) => {
     // Still 200 while the log is unreachable: clients stay connected and only publishing pauses.
-    return reply.header('cache-control', 'no-store').send({ status: 'ok', source: source.kind, writable: source.writable, epoch: source.epoch });
+    return reply.header('cache-control', 'no-store').send({ status: 'ok', source: source.kind, writable: source.writable, epoch: source.epoch, pid: process.pid });
   });
   app.get('/metrics', async (_request, reply) => {
     const registry = ctx.metrics.registry;

@@ -8,7 +8,8 @@ import type { Subscriber } from '../src/engine/channel.js';
 import { mergeBacklogs, type ChannelEngine, type ResetNotice, type ResumePoint } from '../src/engine/engine.js';
 import type { Frontier } from '../src/engine/position.js';
 import type { PreparedMessage } from '../src/engine/prepared-message.js';
-import type { TransportContext } from './context.js';
+import { resolveDeep, type TransportContext } from './context.js';
+import type { DeepResumeResult } from '../src/engine/deep-resume.js';
 import { sendError, toPushError } from './http-errors.js';
 import { pollBody } from './poll-format.js';
 import { channelsParam, deltaParam, numberParam, stringParam } from './request-params.js';
@@ -35,6 +36,17 @@ export function collect(engine: ChannelEngine, channels: readonly string[], from
   return { messages, resets, cursor };
 }
 
+/** Messages read back from the log go first; the reply stays within `max` messages. */
+function withDeep(deep: DeepResumeResult, answer: Answer, max: number): Answer {
+  if (deep.messages.length === 0 && deep.resets.length === 0) return answer;
+  const resets = [...deep.resets, ...answer.resets];
+  if (deep.messages.length >= max) {
+    const messages = deep.messages.slice(0, max);
+    return { messages, resets, cursor: (messages[max - 1] as PreparedMessage).frontier };
+  }
+  return { messages: [...deep.messages, ...answer.messages.slice(0, max - deep.messages.length)], resets, cursor: answer.messages.length > max - deep.messages.length ? (answer.messages[max - deep.messages.length - 1] as PreparedMessage).frontier : answer.cursor };
+}
+
 export function registerPolling(app: FastifyInstance, ctx: TransportContext): void {
   const { engine, options, metrics } = ctx;
   const pending = new Set<() => void>();
@@ -42,7 +54,7 @@ export function registerPolling(app: FastifyInstance, ctx: TransportContext): vo
     for (const answerNow of [...pending]) answerNow();
   });
 
-  app.get('/v1/poll', (request, reply) => {
+  app.get('/v1/poll', async (request, reply) => {
     const query = request.query as Record<string, string | string[] | undefined>;
     let channels: string[];
     let timeout: number;
@@ -59,8 +71,9 @@ export function registerPolling(app: FastifyInstance, ctx: TransportContext): vo
       return sendError(reply, pushError);
     }
     reply.header('cache-control', 'no-store').type('application/json; charset=utf-8');
-    const from = engine.resumePoint(cursorText);
-    const first = collect(engine, channels, from, options.pollMaxMessages);
+    const deep = await resolveDeep(ctx, channels, engine.resumePoint(cursorText));
+    const from = deep.from;
+    const first = withDeep(deep, collect(engine, channels, from, options.pollMaxMessages), options.pollMaxMessages);
     if (from.kind !== 'cursor' || first.messages.length > 0 || first.resets.length > 0 || timeout === 0) {
       return send(reply, first, delta);
     }

@@ -3,8 +3,10 @@
  * decide: each route lives in its own file and talks to the engine through the TransportContext.
  */
 import websocketPlugin from '@fastify/websocket';
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { ServerOptions } from '../src/config.js';
+import type { DeepResume } from '../src/engine/deep-resume.js';
+import { createLogger } from '../src/logger.js';
 import type { ChannelEngine } from '../src/engine/engine.js';
 import type { Metrics } from '../src/metrics.js';
 import type { Publisher } from '../src/publish/publisher.js';
@@ -29,12 +31,16 @@ export interface ServerParts {
   readonly source: Source;
   /** Folder served at `/` (the demo page and client). */
   readonly publicDir?: string;
+  /** The process logger (pino); HTTP lines share it. */
+  readonly logger?: FastifyBaseLogger;
+  /** Serves cursors older than the rings from the log, when the source can read its past. */
+  readonly deep?: DeepResume;
 }
 
 export async function buildServer(parts: ServerParts): Promise<FastifyInstance> {
   const { options, metrics } = parts;
   const app = Fastify({
-    logger: { level: options.logLevel },
+    loggerInstance: parts.logger ?? createLogger(options.logLevel),
     // Long-lived streams must not be cut by Node's defaults; liveness is the heartbeats' job.
     requestTimeout: 0,
     connectionTimeout: 0,
@@ -56,6 +62,7 @@ export async function buildServer(parts: ServerParts): Promise<FastifyInstance> 
     options,
     log: app.log,
     onShutdown: (hook) => shutdownHooks.push(hook),
+    ...(parts.deep ? { deep: parts.deep } : {}),
   };
   registerCors(app, options);
   app.setErrorHandler((error, request, reply) => {

@@ -8,7 +8,7 @@ import type { FastifyInstance } from 'fastify';
 import { mergeBacklogs, type Recovery } from '../src/engine/engine.js';
 import { Session, type SessionSink } from '../src/engine/session.js';
 import { DISCONNECTS, type Disconnect } from '../src/errors.js';
-import type { TransportContext } from './context.js';
+import { resolveDeep, type TransportContext } from './context.js';
 import { corsHeaders } from './cors.js';
 import { sendError, toPushError } from './http-errors.js';
 import { channelsParam, deltaParam, stringParam } from './request-params.js';
@@ -63,7 +63,7 @@ export function registerSse(app: FastifyInstance, ctx: TransportContext): void {
     for (const stream of streams) stream.session.disconnect(DISCONNECTS.shutdown);
   });
 
-  app.get('/v1/sse', (request, reply) => {
+  app.get('/v1/sse', async (request, reply) => {
     const query = request.query as Record<string, string | string[] | undefined>;
     let channels: string[];
     let cursorText: string | undefined;
@@ -101,9 +101,13 @@ export function registerSse(app: FastifyInstance, ctx: TransportContext): void {
     res.on('error', (error) => request.log.debug({ err: error }, 'sse stream error'));
 
     session.writeControl(sseRetry(options.reconnectDelay * 1000));
-    const from = engine.resumePoint(cursorText);
-    const recoveries: Recovery[] = channels.map((channel) => session.subscribe(channel, from, delta));
+    const deep = await resolveDeep(ctx, channels, engine.resumePoint(cursorText));
+    if (session.closed) return;
+    // From here to the end all is synchronous: no live message can come between backlog and live.
+    const recoveries: Recovery[] = channels.map((channel) => session.subscribe(channel, deep.from, delta));
+    for (const reset of deep.resets) session.writeControl(sseReset(reset));
     for (const recovery of recoveries) if (recovery.reset) session.writeControl(sseReset(recovery.reset));
+    session.replay(deep.messages);
     session.replay(mergeBacklogs(recoveries));
     const cursor = session.idleCursor();
     if (cursor) session.writeControl(sseCursor(cursor.toString()));

@@ -9,7 +9,7 @@ import type {} from '@fastify/websocket';
 import type { RawData, WebSocket } from 'ws';
 import { Session, type SessionSink } from '../src/engine/session.js';
 import { DISCONNECTS, PushError, type Disconnect } from '../src/errors.js';
-import type { TransportContext } from './context.js';
+import { resolveDeep, type TransportContext } from './context.js';
 import { toPushError } from './http-errors.js';
 import { WS_MESSAGE, encodeOp, type ServerOp } from './websocket-format.js';
 import { opIdOf, parseClientOp, parseJsonFrame, type ClientOp } from './websocket-ops.js';
@@ -80,7 +80,8 @@ class WebSocketConnection implements SessionSink {
   run(op: ClientOp): void {
     switch (op.op) {
       case 'subscribe':
-        return this.subscribe(op);
+        this.subscribe(op).catch((error: unknown) => this.fail(error, op.id, op.channel));
+        return;
       case 'unsubscribe': {
         if (!this.session.unsubscribe(op.channel)) throw new PushError('not_subscribed', `not subscribed to ${op.channel}`);
         return this.reply(withId({ op: 'unsubscribed', channel: op.channel }, op.id));
@@ -99,16 +100,22 @@ class WebSocketConnection implements SessionSink {
     }
   }
 
-  subscribe(op: Extract<ClientOp, { op: 'subscribe' }>): void {
+  async subscribe(op: Extract<ClientOp, { op: 'subscribe' }>): Promise<void> {
     const { engine, options } = this.ctx;
     if (!this.session.has(op.channel) && this.session.channelCount >= options.maxChannelsPerSubscription) {
       throw new PushError('too_many_channels', `at most ${options.maxChannelsPerSubscription} channels per connection`);
     }
     const from = engine.resumePoint(op.cursor);
-    const recovery = this.session.subscribe(op.channel, from, op.delta);
-    const cursor = engine.startCursor(from, recovery.backlog).toString();
-    this.reply(withId({ op: 'subscribed', channel: op.channel, cursor, resumed: from.kind === 'cursor' && !recovery.reset }, op.id));
-    if (recovery.reset) this.reply({ op: 'reset', ...recovery.reset });
+    const deep = await resolveDeep(this.ctx, [op.channel], from);
+    if (this.session.closed) return;
+    // From here to the end all is synchronous: no live message can come between backlog and live.
+    const recovery = this.session.subscribe(op.channel, deep.from, op.delta);
+    // Read back from the log first: the client may store its own cursor until those arrive.
+    const cursor = deep.messages.length > 0 && from.kind === 'cursor' ? from.cursor.toString() : engine.startCursor(deep.from, recovery.backlog).toString();
+    const resets = recovery.reset ? [...deep.resets, recovery.reset] : deep.resets;
+    this.reply(withId({ op: 'subscribed', channel: op.channel, cursor, resumed: from.kind === 'cursor' && resets.length === 0 }, op.id));
+    for (const reset of resets) this.reply({ op: 'reset', ...reset });
+    this.session.replay(deep.messages);
     this.session.replay(recovery.backlog);
   }
 }

@@ -215,6 +215,26 @@ export class ChannelEngine {
     return from.kind === 'cursor' ? start.max(from.cursor) : start;
   }
 
+  /**
+   * Where `cursor` falls short of what the rings of `channels` can replay: per partition, the
+   * position up to which messages would have to come from the log itself (deep resume).
+   */
+  gaps(channels: readonly string[], cursor: Frontier): Map<number, { offset: number; item: number }> {
+    const gaps = new Map<number, { offset: number; item: number }>();
+    for (const name of channels) {
+      const existing = this.#active.get(name) ?? this.#idle.peek(name);
+      const replayable = existing ? existing.replayableAfter : this.#replayableAfterForNew(name, false);
+      for (let p = 0; p < replayable.partitions; p++) {
+        const offset = replayable.offsets[p] as number;
+        const item = replayable.items[p] as number;
+        if (cursor.includes(p, offset, item)) continue;
+        const known = gaps.get(p);
+        if (!known || offset > known.offset || (offset === known.offset && item > known.item)) gaps.set(p, { offset, item });
+      }
+    }
+    return gaps;
+  }
+
   /** What a cursor missed on `channel`, without subscribing (long-poll, history). */
   recover(channel: string, from: ResumePoint): Recovery {
     const existing = this.#active.get(channel) ?? this.#idle.get(channel);

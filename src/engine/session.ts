@@ -95,7 +95,10 @@ export class Session {
    */
   subscribe(channel: string, from: ResumePoint, delta: DeltaCodec | null = null): Recovery {
     this.unsubscribe(channel);
-    const floor = from.kind === 'cursor' && !this.engine.frontier().covers(from.cursor) ? from.cursor : null;
+    // The client's cursor is the floor until a message's own cursor covers it: a cursor sent never
+    // moves backwards, even when it came from a node that had read further, or was advanced by a
+    // deep resume. In the common case the first message clears it.
+    const floor = from.kind === 'cursor' ? from.cursor : null;
     const subscription = new Subscription(this, channel, floor, delta);
     this.#subscriptions.set(channel, subscription);
     return this.engine.subscribe(channel, subscription, from);

@@ -16,6 +16,7 @@ export function createIngest(engine: ChannelEngine, router: RecordRouter, onBadR
         result = { ok: false as const, problem: `router failed: ${(error as Error).message}` };
       }
       if (result.ok) {
+        for (const problem of result.skipped ?? []) onBadRecord(record, problem);
         engine.dispatchRecord(record.partition, record.offset, result.messages);
       } else {
         onBadRecord(record, result.problem);

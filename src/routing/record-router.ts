@@ -12,7 +12,9 @@ export interface BadRecord {
   readonly problem: string;
 }
 
-export type RouteResult = { ok: true; messages: RoutedMessage[] } | { ok: false; problem: string };
+export type RouteResult =
+  | { ok: true; messages: RoutedMessage[]; /** Items of a split record that could not be routed. */ skipped?: string[] }
+  | { ok: false; problem: string };
 
 export interface RecordRouter {
   route(record: LogRecord): RouteResult;

@@ -1,0 +1,38 @@
+/**
+ * `--workers N`: N processes on one machine sharing the listening port (node:cluster). Each worker
+ * is a full consumer of every partition, so cursors are valid on any of them and a client may land
+ * on any worker after a reconnect. A worker that dies is replaced; SIGTERM drains them all.
+ */
+import cluster from 'node:cluster';
+import type { Logger } from './logger.js';
+
+/** In the primary: forks and supervises workers; resolves when all have exited after a signal. */
+export function superviseWorkers(count: number, log: Logger): void {
+  let stopping = false;
+  const fork = (): void => {
+    cluster.fork();
+  };
+  for (let i = 0; i < count; i++) fork();
+  cluster.on('exit', (worker, code, signal) => {
+    if (stopping) {
+      if (Object.keys(cluster.workers ?? {}).length === 0) process.exit(0);
+      return;
+    }
+    log.warn({ pid: worker.process.pid, code, signal }, 'worker exited; starting another');
+    // A worker that crashes at once (a bad broker address) must not turn into a fork loop.
+    setTimeout(fork, 1000).unref();
+  });
+  const stop = (signal: NodeJS.Signals): void => {
+    if (stopping) return;
+    stopping = true;
+    log.info(`${signal}: stopping ${count} workers`);
+    for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill(signal);
+    if (Object.keys(cluster.workers ?? {}).length === 0) process.exit(0);
+  };
+  process.once('SIGINT', () => stop('SIGINT'));
+  process.once('SIGTERM', () => stop('SIGTERM'));
+}
+
+export function isWorkerPrimary(count: number): boolean {
+  return count > 1 && cluster.isPrimary;
+}
