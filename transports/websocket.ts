@@ -22,6 +22,11 @@ class WebSocketConnection implements SessionSink {
   readonly session: Session;
   /** Cleared at each ping, set by the pong; still clear at the next ping means the peer is gone. */
   alive = true;
+  /**
+   * Subscription changes run one after another: a subscribe may wait for a read from the log (deep
+   * resume), and an unsubscribe sent after it must not overtake it.
+   */
+  #subscriptionOps: Promise<void> = Promise.resolve();
 
   constructor(private readonly socket: WebSocket, private readonly ctx: TransportContext) {
     this.session = new Session(ctx.engine, this, { maxBufferedBytes: ctx.options.maxBufferedBytes });
@@ -80,12 +85,18 @@ class WebSocketConnection implements SessionSink {
   run(op: ClientOp): void {
     switch (op.op) {
       case 'subscribe':
-        this.subscribe(op).catch((error: unknown) => this.fail(error, op.id, op.channel));
+        this.#inOrder(() => this.subscribe(op), op.id, op.channel);
         return;
-      case 'unsubscribe': {
-        if (!this.session.unsubscribe(op.channel)) throw new PushError('not_subscribed', `not subscribed to ${op.channel}`);
-        return this.reply(withId({ op: 'unsubscribed', channel: op.channel }, op.id));
-      }
+      case 'unsubscribe':
+        this.#inOrder(
+          async () => {
+            if (!this.session.unsubscribe(op.channel)) throw new PushError('not_subscribed', `not subscribed to ${op.channel}`);
+            this.reply(withId({ op: 'unsubscribed', channel: op.channel }, op.id));
+          },
+          op.id,
+          op.channel,
+        );
+        return;
       case 'publish': {
         this.ctx.publisher.publish([{ channel: op.channel, data: op.data }], op.id).then(
           (ids) => this.reply(withId({ op: 'ack', ids }, op.id)),
@@ -98,6 +109,10 @@ class WebSocketConnection implements SessionSink {
         return this.reply(withId(cursor ? { op: 'pong', cursor: cursor.toString() } : { op: 'pong' }, op.id));
       }
     }
+  }
+
+  #inOrder(task: () => Promise<void>, id: string | undefined, channel: string): void {
+    this.#subscriptionOps = this.#subscriptionOps.then(task).catch((error: unknown) => this.fail(error, id, channel));
   }
 
   async subscribe(op: Extract<ClientOp, { op: 'subscribe' }>): Promise<void> {
