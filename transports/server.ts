@@ -41,6 +41,8 @@ export async function buildServer(parts: ServerParts): Promise<FastifyInstance> 
   const { options, metrics } = parts;
   const app = Fastify({
     loggerInstance: parts.logger ?? createLogger(options.logLevel),
+    // Every long-poll is a request: two info lines each would drown the log. Errors still log.
+    disableRequestLogging: true,
     // Long-lived streams must not be cut by Node's defaults; liveness is the heartbeats' job.
     requestTimeout: 0,
     connectionTimeout: 0,
