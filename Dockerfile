@@ -2,11 +2,12 @@
 
 FROM node:22-bookworm-slim AS build
 WORKDIR /app
-COPY package.json package-lock.json tsconfig.json tsconfig.build.json ./
+COPY package.json package-lock.json tsconfig.json tsconfig.build.json tsconfig.client.json ./
 COPY src ./src
 COPY transports ./transports
 COPY bench ./bench
-# npm ci runs the prepare script, which compiles TypeScript into dist/.
+COPY public ./public
+# npm ci runs the prepare script: TypeScript into dist/, and the browser client into public/.
 RUN npm ci
 
 FROM node:22-bookworm-slim
@@ -16,7 +17,7 @@ COPY package.json package-lock.json ./
 # --ignore-scripts: prepare (the TypeScript build) needs dev dependencies; dist/ comes from the build stage.
 RUN npm ci --omit=dev --ignore-scripts && npm cache clean --force
 COPY --from=build /app/dist ./dist
-COPY public ./public
+COPY --from=build /app/public ./public
 USER node
 EXPOSE 8080
 HEALTHCHECK --interval=15s --timeout=3s --start-period=10s --retries=3 \

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the system packages the test suite uses, from Debian's archive: Chromium (browser
-# tests, driven by playwright-core), xdelta3 (an independent VCDIFF decoder), and Java + Maven
+# tests, driven by playwright-core), nginx (proxies for the client tests), xdelta3 (an independent VCDIFF decoder), and Java + Maven
 # (the real Kafka broker the integration tests start from Maven Central artifacts).
 # Idempotent: installs only what is missing. Needs root (or sudo) for apt-get.
 set -euo pipefail
@@ -10,6 +10,8 @@ command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v xdelta3 >/dev/null 2>&1 || missing+=(xdelta3)
 command -v java >/dev/null 2>&1 || missing+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null 2>&1 || missing+=(maven)
+# nginx: the restrictive proxies of the client tests (test/helpers/nginx.ts); it lives in /usr/sbin.
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx)
 
 if [ ${#missing[@]} -eq 0 ]; then
   echo "system test dependencies present"

@@ -7,6 +7,7 @@ import type { FastifyInstance } from 'fastify';
 import { buildServer } from '../transports/server.js';
 import type { ServerOptions } from './config.js';
 import { startMarketFeed, type MarketFeed } from './demo/market-feed.js';
+import { startVehicleFeed, type VehicleFeed } from './demo/vehicle-feed.js';
 import { ChannelEngine } from './engine/engine.js';
 import { createMetrics } from './metrics.js';
 import { packageRoot } from './package-root.js';
@@ -77,7 +78,12 @@ export async function startServer(options: ServerOptions, extras: StartExtras = 
   const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
 
   let feed: MarketFeed | undefined;
-  if (options.demo) feed = startMarketFeed(publisher, (error) => app.log.warn({ err: error }, 'demo publish failed'));
+  let vehicles: VehicleFeed | undefined;
+  if (options.demo) {
+    const onError = (error: unknown): void => app.log.warn({ err: error }, 'demo publish failed');
+    feed = startMarketFeed(publisher, onError);
+    vehicles = startVehicleFeed(publisher, onError);
+  }
 
   let closing: Promise<void> | undefined;
   return {
@@ -89,6 +95,7 @@ export async function startServer(options: ServerOptions, extras: StartExtras = 
     close() {
       closing ??= (async () => {
         feed?.stop();
+        vehicles?.stop();
         await app.close();
         await source.close();
       })();

@@ -1,45 +1,79 @@
 /**
- * The demo page in a real Chromium (Debian's package, driven by playwright-core): it loads, shows
- * live prices over each transport, and a screenshot is saved for a person to look at.
+ * The demo pages in a real Chromium (Debian's package, driven by playwright-core): the market board
+ * shows live prices over each transport (and automatic choice), the vehicle page shows the fleet
+ * with deltas; screenshots are saved for a person to look at.
  */
 import { existsSync, mkdirSync } from 'node:fs';
 import { chromium, type Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Publisher } from '../../src/publish/publisher.js';
+import { startVehicleFeed, type VehicleFeed } from '../../src/demo/vehicle-feed.js';
 import type { RunningServer } from '../../src/start.js';
+import { prepareDemoSite, type DemoSite } from '../helpers/demo-site.js';
 import { startTestServer } from '../helpers/server.js';
 
 const CHROMIUM = process.env['EDGEPUSH_CHROMIUM'] ?? '/usr/bin/chromium';
 const available = existsSync(CHROMIUM);
 
-describe.skipIf(!available)(`demo page in Chromium${available ? '' : ` (skipped: no browser at ${CHROMIUM}; .ci/setup installs Debian's chromium)`}`, () => {
+describe.skipIf(!available)(`demo pages in Chromium${available ? '' : ` (skipped: no browser at ${CHROMIUM}; .ci/setup-system.sh installs Debian's chromium)`}`, () => {
   let server: RunningServer;
   let browser: Browser;
+  let site: DemoSite;
+  let vehicles: VehicleFeed;
 
   beforeAll(async () => {
-    // The real public/ folder, as `edgepush --demo` serves it.
-    server = await startTestServer({ demo: true }, { publicDir: new URL('../../public', import.meta.url).pathname });
+    // public/ as `edgepush --demo` serves it, with the client bundle built from the current source.
+    site = await prepareDemoSite();
+    server = await startTestServer({ demo: true }, { publicDir: site.dir });
+    vehicles = startVehicleFeed(new Publisher(server.source, { maxMessageBytes: 65_536, idempotencyTtl: 60 }), (error) => {
+      throw error;
+    }, 200);
     browser = await chromium.launch({
       executablePath: CHROMIUM,
       args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
     });
+    mkdirSync('test-results', { recursive: true });
   });
   afterAll(async () => {
+    vehicles?.stop();
     await browser?.close();
     await server?.close();
+    site?.remove();
   });
 
-  it.each(['ws', 'sse', 'poll'])('shows live prices over %s', async (transport) => {
+  it.each([
+    ['auto', 'ws'],
+    ['ws', 'ws'],
+    ['sse', 'sse'],
+    ['poll', 'poll'],
+  ])('shows live prices (transport option %s, on %s)', async (option, expected) => {
     const page = await browser.newPage({ viewport: { width: 1100, height: 720 } });
     try {
-      await page.goto(`${server.url}/?transport=${transport}`);
+      await page.goto(`${server.url}/?transport=${option}`);
       // A string predicate: it runs in the page, and this project's TypeScript has no DOM types.
       await page.waitForFunction("Number(document.getElementById('count')?.textContent) >= 5", undefined, { timeout: 30_000 });
-      expect(await page.textContent('#state')).toBe('live');
+      expect(await page.textContent('#state')).toBe('connected');
+      expect(await page.textContent('#via')).toBe(expected);
       const prices = await page.$$eval('#board tr td:nth-child(3)', (cells) => cells.map((c) => c.textContent));
       expect(prices.filter((p) => p !== '–').length).toBeGreaterThan(6);
       expect(await page.textContent('#cursor')).toMatch(/^[0-9a-z]+\./);
-      mkdirSync('test-results', { recursive: true });
-      await page.screenshot({ path: `test-results/demo-${transport}.png` });
+      expect(await page.textContent('#bytes')).toMatch(/\d+(\.\d)? (B|KiB|MiB)/);
+      await page.screenshot({ path: `test-results/demo-${option}.png` });
+    } finally {
+      await page.close();
+    }
+  });
+
+  it.each(['vcdiff', 'json-patch'])('shows the vehicle fleet with %s deltas', async (delta) => {
+    const page = await browser.newPage({ viewport: { width: 1150, height: 640 } });
+    try {
+      await page.goto(`${server.url}/vehicles.html?delta=${delta}`);
+      await page.waitForFunction('window.edgepushVehicles?.vehicles >= 100 && window.edgepushVehicles.updates >= 300', undefined, { timeout: 45_000 });
+      expect(await page.textContent('#state')).toBe('connected');
+      expect(Number(await page.$$eval('#map circle', (dots) => dots.length))).toBeGreaterThanOrEqual(100);
+      // Deltas on: fewer bytes arrived than the full messages the page rebuilt.
+      await page.waitForFunction("Number.parseInt(document.getElementById('saved')?.textContent) > 10", undefined, { timeout: 10_000 });
+      await page.screenshot({ path: `test-results/vehicles-${delta}.png` });
     } finally {
       await page.close();
     }

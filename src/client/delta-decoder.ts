@@ -1,0 +1,62 @@
+/**
+ * Rebuilds full messages from deltas (docs/protocol.md "Delta-compressed streams"), one decoder per
+ * subscription. It keeps the last message of its channel as canonical JSON text, not as the object
+ * handed to the application: an application that mutates what it received cannot corrupt the base
+ * of the next delta, and the text is exactly the VCDIFF source (`JSON.stringify(base.data)`).
+ */
+import { decode as decodeVcdiff } from '@ably/vcdiff-decoder';
+import jsonPatch, { type Operation } from 'fast-json-patch';
+import type { WireMessage } from './types.js';
+
+export type DecodeResult = { readonly ok: true; readonly data: unknown } | { readonly ok: false; readonly problem: string };
+
+const utf8Encoder = new TextEncoder();
+const utf8Decoder = new TextDecoder();
+
+export class DeltaDecoder {
+  #last: { id: string; text: string } | undefined;
+
+  /**
+   * The full data of `message`, or why it cannot be rebuilt (its base is not the message held: the
+   * caller resubscribes from its cursor and the server sends a full message first).
+   */
+  decode(message: WireMessage): DecodeResult {
+    if (!message.delta) {
+      this.#last = { id: message.id, text: JSON.stringify(message.data) };
+      return { ok: true, data: message.data };
+    }
+    const base = this.#last;
+    if (!base || base.id !== message.delta.base) {
+      return { ok: false, problem: `delta ${message.id} needs base ${message.delta.base}, the client holds ${base?.id ?? 'nothing'}` };
+    }
+    let text: string;
+    switch (message.delta.format) {
+      case 'json-patch': {
+        const patched = jsonPatch.applyPatch(JSON.parse(base.text), message.data as Operation[], false, true).newDocument;
+        text = JSON.stringify(patched);
+        break;
+      }
+      case 'vcdiff': {
+        const target = decodeVcdiff(base64ToBytes(message.data as string), utf8Encoder.encode(base.text));
+        text = utf8Decoder.decode(target);
+        break;
+      }
+      default:
+        return { ok: false, problem: `unknown delta format ${message.delta.format}` };
+    }
+    this.#last = { id: message.id, text };
+    return { ok: true, data: JSON.parse(text) };
+  }
+
+  /** Forget the base, e.g. after a reset: the next message must be full. */
+  clear(): void {
+    this.#last = undefined;
+  }
+}
+
+function base64ToBytes(base64: string): Uint8Array {
+  const binary = atob(base64);
+  const bytes = new Uint8Array(binary.length);
+  for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
+  return bytes;
+}

@@ -1,0 +1,85 @@
+/**
+ * One channel subscription: the application's handler, its cursor, and its delta decoder. The
+ * transports decide when a cursor may move (each has its own rules); this class only holds it.
+ */
+import { DeltaDecoder } from './delta-decoder.js';
+import type { DeltaFormat, Message, WireMessage } from './types.js';
+
+export type MessageHandler = (message: Message) => void;
+
+export interface SubscribeOptions {
+  /** Ask the server for deltas; the handler still gets full messages. Default: none. */
+  readonly delta?: DeltaFormat | 'none';
+  /** Resume this channel from here (e.g. a cursor persisted before a page reload). */
+  readonly cursor?: string;
+}
+
+/** What the client does for a subscription; kept narrow so a subscription cannot reach the rest. */
+export interface SubscriptionOwner {
+  removeSubscription(subscription: Subscription): void;
+  deliverFailed(error: unknown): void;
+  cursorMoved(): void;
+}
+
+export class Subscription {
+  readonly channel: string;
+  readonly delta: DeltaFormat | undefined;
+  #cursor: string | undefined;
+  #active = true;
+  readonly #decoder = new DeltaDecoder();
+  /** Set while a WebSocket resubscribe (after a missing delta base) is in flight. */
+  resyncing = false;
+
+  constructor(
+    channel: string,
+    options: SubscribeOptions,
+    private readonly handler: MessageHandler,
+    private readonly owner: SubscriptionOwner,
+  ) {
+    this.channel = channel;
+    this.delta = options.delta === 'none' ? undefined : options.delta;
+    this.#cursor = options.cursor;
+  }
+
+  /** Everything up to here has been handed to the handler: persist it to resume after a reload. */
+  get cursor(): string | undefined {
+    return this.#cursor;
+  }
+
+  get active(): boolean {
+    return this.#active;
+  }
+
+  unsubscribe(): void {
+    if (!this.#active) return;
+    this.#active = false;
+    this.owner.removeSubscription(this);
+  }
+
+  /** Transports only: the cursor moves when what it covers has been delivered. */
+  advance(cursor: string): void {
+    if (cursor === this.#cursor) return;
+    this.#cursor = cursor;
+    this.owner.cursorMoved();
+  }
+
+  /**
+   * Rebuilds and hands `wire` to the handler. False when it is a delta whose base this
+   * subscription does not hold: the caller must resume from `cursor` (nothing was delivered).
+   */
+  receive(wire: WireMessage): boolean {
+    if (!this.#active) return true;
+    const result = this.#decoder.decode(wire);
+    if (!result.ok) return false;
+    const message: Message = wire.encoding
+      ? { channel: wire.channel, id: wire.id, ts: wire.ts, data: result.data, encoding: wire.encoding }
+      : { channel: wire.channel, id: wire.id, ts: wire.ts, data: result.data };
+    try {
+      this.handler(message);
+    } catch (error) {
+      // The application's bug; the stream and the cursor carry on (the message counts as delivered).
+      this.owner.deliverFailed(error);
+    }
+    return true;
+  }
+}

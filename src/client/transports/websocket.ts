@@ -1,0 +1,194 @@
+/**
+ * WebSocket: one socket, one `subscribe` op per channel, each with that channel's own cursor.
+ *
+ * When may a cursor move? A `message` op's cursor is valid for every channel subscribed when it
+ * was sent, but during a backlog replay (after a subscribe with a cursor) it may be older than
+ * other channels' cursors. So: while a catch-up is pending, a message moves only its own channel's
+ * cursor; a ping sent after the subscribes marks the end of every replay (the socket is ordered),
+ * and from its pong on, live messages and pongs move every settled channel's cursor.
+ */
+import type { WebSocketLike } from '../environment.js';
+import type { Subscription } from '../subscription.js';
+import { EdgePushError, type ResetNotice, type WireMessage } from '../types.js';
+import type { Transport, TransportFailure, TransportHost } from './transport.js';
+
+const OPEN = 1;
+
+export class WebSocketTransport implements Transport {
+  readonly name = 'ws';
+  readonly #socket: WebSocketLike | undefined;
+  /** Channels subscribed on this socket, by channel. */
+  readonly #subscribed = new Map<string, Subscription>();
+  /** Subscriptions whose replay is over: live cursors apply to them. */
+  #settled = new Set<Subscription>();
+  #catchUp: { id: string; subscriptions: Subscription[] } | undefined;
+  #pings = 0;
+  #open = false;
+  #proven = false;
+  #closed = false;
+  #lastFrameAt = Date.now();
+  #openTimer: ReturnType<typeof setTimeout> | undefined;
+  #keepalive: ReturnType<typeof setInterval> | undefined;
+
+  constructor(private readonly host: TransportHost) {
+    const { options } = host;
+    const url = `${host.baseUrl.replace(/^http/, 'ws')}/v1/ws`;
+    try {
+      if (!options.WebSocket) throw new Error('no WebSocket implementation');
+      this.#socket = new options.WebSocket(url);
+    } catch (error) {
+      queueMicrotask(() => this.#fail({ kind: 'unsuitable', reason: `WebSocket unavailable: ${String(error)}` }));
+      return;
+    }
+    const socket = this.#socket;
+    this.#openTimer = setTimeout(
+      () => this.#fail({ kind: 'unsuitable', reason: `no WebSocket reply within ${options.wsOpenTimeout} ms` }),
+      options.wsOpenTimeout,
+    );
+    socket.onopen = () => {
+      this.#open = true;
+      this.#lastFrameAt = Date.now();
+      this.subscriptionsChanged();
+      this.#keepalive = setInterval(() => this.#checkAlive(), options.heartbeatInterval);
+    };
+    socket.onmessage = (event) => this.#frame(String(event.data));
+    socket.onclose = (event) => this.#closedBy(event.code, event.reason);
+    // Always followed by close; kept as a function so Node's `ws` has an error listener.
+    socket.onerror = () => {};
+  }
+
+  subscriptionsChanged(): boolean {
+    if (!this.#open || this.#closed) return true;
+    const wanted = new Set(this.host.subscriptions());
+    for (const [channel, subscription] of this.#subscribed) {
+      if (wanted.has(subscription)) continue;
+      this.#subscribed.delete(channel);
+      this.#settled.delete(subscription);
+      this.#send({ op: 'unsubscribe', channel });
+    }
+    const current = new Set(this.#subscribed.values());
+    const added = [...wanted].filter((s) => !current.has(s));
+    for (const subscription of added) this.#subscribe(subscription);
+    if (added.length > 0) this.#startCatchUp();
+    return true;
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearTimeout(this.#openTimer);
+    clearInterval(this.#keepalive);
+    const socket = this.#socket;
+    if (!socket) return;
+    socket.onopen = socket.onmessage = socket.onclose = null;
+    try {
+      socket.close(1000, 'client closed');
+    } catch {
+      // Closing a socket that never opened may throw in some implementations; it is gone either way.
+    }
+  }
+
+  #fail(failure: TransportFailure): void {
+    if (this.#closed) return;
+    this.close();
+    this.host.failed(failure);
+  }
+
+  #send(op: Record<string, unknown>): void {
+    if (this.#socket?.readyState === OPEN) this.#socket.send(JSON.stringify(op));
+  }
+
+  #subscribe(subscription: Subscription): void {
+    this.#subscribed.set(subscription.channel, subscription);
+    this.#send({
+      op: 'subscribe',
+      channel: subscription.channel,
+      ...(subscription.cursor !== undefined ? { cursor: subscription.cursor } : {}),
+      ...(subscription.delta ? { delta: subscription.delta } : {}),
+    });
+  }
+
+  #startCatchUp(): void {
+    const id = `catch-up-${++this.#pings}`;
+    this.#catchUp = { id, subscriptions: [...this.#subscribed.values()] };
+    this.#send({ op: 'ping', id });
+  }
+
+  #checkAlive(): void {
+    if (Date.now() - this.#lastFrameAt > this.host.options.heartbeatTimeout) {
+      return this.#fail({ kind: 'network', reason: `no WebSocket traffic for ${this.host.options.heartbeatTimeout} ms` });
+    }
+    // Browsers hide protocol pings, so an op-level ping is how the client knows the socket is alive;
+    // its pong also carries the current cursor for quiet channels.
+    this.#send({ op: 'ping', id: `keepalive-${++this.#pings}` });
+  }
+
+  #frame(text: string): void {
+    if (this.#closed) return;
+    this.host.received(text.length);
+    this.#lastFrameAt = Date.now();
+    const op = JSON.parse(text) as Record<string, unknown> & { op: string; channel?: string; cursor?: string; id?: string };
+    const subscription = op.channel === undefined ? undefined : this.#subscribed.get(op.channel);
+    switch (op.op) {
+      case 'subscribed':
+        if (!subscription) return;
+        subscription.resyncing = false;
+        if (op.cursor) subscription.advance(op.cursor);
+        if (!this.#proven) {
+          this.#proven = true;
+          clearTimeout(this.#openTimer);
+          this.host.proven();
+        }
+        return;
+      case 'message': {
+        if (!subscription || subscription.resyncing) return; // a resubscribe will replay it
+        const { op: _op, cursor, ...wire } = op;
+        if (!subscription.receive(wire as unknown as WireMessage)) return this.#resubscribe(subscription);
+        if (cursor === undefined) return;
+        if (this.#catchUp) subscription.advance(cursor);
+        else for (const settled of this.#settled) if (!settled.resyncing) settled.advance(cursor);
+        return;
+      }
+      case 'pong':
+        if (this.#catchUp && op.id === this.#catchUp.id) {
+          this.#settled = new Set(this.#catchUp.subscriptions.filter((s) => this.#subscribed.get(s.channel) === s));
+          this.#catchUp = undefined;
+        }
+        if (op.cursor && !this.#catchUp) for (const settled of this.#settled) if (!settled.resyncing) settled.advance(op.cursor);
+        return;
+      case 'reset': {
+        const { op: _op, ...notice } = op;
+        this.host.reset(notice as unknown as ResetNotice);
+        return;
+      }
+      case 'error': {
+        const error = new EdgePushError(String(op['message']), String(op['code']));
+        // A subscribe the server refused (e.g. too_many_channels): that subscription ends.
+        if (subscription) {
+          this.#subscribed.delete(subscription.channel);
+          this.#settled.delete(subscription);
+          this.host.rejected(subscription, error);
+        }
+        return;
+      }
+    }
+  }
+
+  /** A delta arrived whose base this client does not hold: subscribe again from the cursor. */
+  #resubscribe(subscription: Subscription): void {
+    subscription.resyncing = true;
+    this.#settled.delete(subscription);
+    this.#subscribe(subscription);
+    this.#startCatchUp();
+  }
+
+  #closedBy(code: number, reason: string): void {
+    const text = `WebSocket closed: ${code}${reason ? ` ${reason}` : ''}`;
+    if (code >= 4500 && code <= 4999) return this.#fail({ kind: 'terminal', error: new EdgePushError(text, String(code), code) });
+    // Never opened, or opened but never answered: something in between refuses WebSockets.
+    if (!this.#proven) return this.#fail({ kind: 'unsuitable', reason: text });
+    // 4000–4499 (shutdown, slow consumer, missed pong), 1006 (dropped), 1009 (a frame too large:
+    // this client's frames are small ops, never application data, so reconnecting is safe).
+    this.#fail({ kind: 'network', reason: text });
+  }
+}

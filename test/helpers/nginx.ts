@@ -1,0 +1,150 @@
+/**
+ * Real nginx reverse proxies for the client tests, each its own process on 127.0.0.1 with its
+ * config, pid, logs and temp files in a temp folder:
+ * - `no-websocket`: answers every WebSocket upgrade with 403, streams SSE (the server's
+ *   X-Accel-Buffering: no is honoured);
+ * - `buffering`: the same, and also buffers responses until they complete, ignoring
+ *   X-Accel-Buffering, with buffers large enough that an SSE stream never gets through.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { connect, createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+export const NGINX = process.env['EDGEPUSH_NGINX'] ?? ['/usr/sbin/nginx', '/usr/bin/nginx'].find((path) => existsSync(path)) ?? 'nginx';
+export const nginxAvailable = existsSync(NGINX);
+
+export type ProxyMode = 'no-websocket' | 'buffering';
+
+export class NginxProxy {
+  #process: ChildProcess | undefined;
+
+  private constructor(readonly dir: string, readonly port: number) {}
+
+  get url(): string {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  static async start(upstreamUrl: string, mode: ProxyMode): Promise<NginxProxy> {
+    const dir = mkdtempSync(join(tmpdir(), `edgepush-nginx-${mode}-`));
+    const proxy = new NginxProxy(dir, await freePort());
+    for (const sub of ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']) mkdirSync(join(dir, sub), { mode: 0o777 });
+    writeFileSync(join(dir, 'nginx.conf'), config(dir, proxy.port, new URL(upstreamUrl).host, mode));
+    await proxy.resume();
+    return proxy;
+  }
+
+  /** Starts (or restarts, on the same port) the nginx process; resolves once it accepts connections. */
+  async resume(): Promise<void> {
+    const child = spawn(NGINX, ['-p', this.dir, '-c', join(this.dir, 'nginx.conf'), '-g', 'daemon off;'], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+      // Its own process group, so kill() takes the workers down with the master.
+      detached: true,
+    });
+    let stderr = '';
+    child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const exited = new Promise<never>((_, reject) =>
+      child.once('exit', (code) => reject(new Error(`nginx exited with ${code}: ${stderr}${this.errorLog()}`))),
+    );
+    exited.catch(() => {});
+    this.#process = child;
+    // nginx says nothing when it is ready: try to connect, a bounded number of times.
+    for (let attempt = 0; ; attempt++) {
+      const ok = await Promise.race([canConnect(this.port), exited]);
+      if (ok) return;
+      if (attempt >= 100) throw new Error(`nginx did not listen on ${this.port}: ${stderr}${this.errorLog()}`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
+
+  /** Kills the process (every connection through it drops); resume() brings it back. */
+  async kill(): Promise<void> {
+    const child = this.#process;
+    this.#process = undefined;
+    if (!child || child.exitCode !== null) return;
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    // SIGKILL skips nginx's graceful path, so the workers would outlive the master: kill the group.
+    if (child.pid) process.kill(-child.pid, 'SIGKILL');
+    await exited;
+  }
+
+  async stop(): Promise<void> {
+    await this.kill();
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+
+  errorLog(): string {
+    try {
+      return readFileSync(join(this.dir, 'error.log'), 'utf8');
+    } catch {
+      return '';
+    }
+  }
+}
+
+function config(dir: string, port: number, upstream: string, mode: ProxyMode): string {
+  const buffering =
+    mode === 'buffering'
+      ? `proxy_buffering on;
+        proxy_ignore_headers X-Accel-Buffering;
+        proxy_buffer_size 256k;
+        proxy_buffers 64 256k;
+        proxy_busy_buffers_size 512k;
+        # proxy_buffering alone still passes each upstream read on at once (nginx flushes its
+        # recycled buffers); compression is what holds a stream back in the wild, and here too:
+        # gzip output is only written when a 64 KiB buffer fills or the response completes.
+        gzip on;
+        gzip_proxied any;
+        gzip_min_length 0;
+        gzip_types text/event-stream application/json text/plain;
+        gzip_buffers 16 64k;`
+      : '';
+  return `worker_processes 1;
+master_process on;
+pid ${dir}/nginx.pid;
+error_log ${dir}/error.log warn;
+events { worker_connections 512; }
+http {
+  access_log off;
+  client_body_temp_path ${dir}/client_body;
+  proxy_temp_path ${dir}/proxy;
+  fastcgi_temp_path ${dir}/fastcgi;
+  uwsgi_temp_path ${dir}/uwsgi;
+  scgi_temp_path ${dir}/scgi;
+  server {
+    listen 127.0.0.1:${port};
+    location / {
+      # A proxy that does not do WebSockets: every upgrade is refused.
+      if ($http_upgrade) { return 403; }
+      proxy_pass http://${upstream};
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_read_timeout 3600s;
+      ${buffering}
+    }
+  }
+}
+`;
+}
+
+/** A port that was free a moment ago (nginx needs a number in its config). */
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address();
+  await new Promise((resolve) => server.close(resolve));
+  if (typeof address !== 'object' || !address) throw new Error('no free port');
+  return address.port;
+}
+
+function canConnect(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect(port, '127.0.0.1');
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
+}
