@@ -3,7 +3,7 @@
  * decide: each route lives in its own file and talks to the engine through the TransportContext.
  */
 import websocketPlugin from '@fastify/websocket';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { ServerOptions } from '../src/config.js';
 import type { DeepResume } from '../src/engine/deep-resume.js';
 import { createLogger } from '../src/logger.js';
@@ -42,7 +42,7 @@ export async function buildServer(parts: ServerParts): Promise<FastifyInstance> 
   const app = Fastify({
     loggerInstance: parts.logger ?? createLogger(options.logLevel),
     // Every long-poll is a request: two info lines each would drown the log. Errors still log.
-    disableRequestLogging: true,
+    logController: new LogController({ disableRequestLogging: true }),
     // Long-lived streams must not be cut by Node's defaults; liveness is the heartbeats' job.
     requestTimeout: 0,
     connectionTimeout: 0,
