@@ -35,7 +35,10 @@ export async function startServerChild(flags: string[]): Promise<ServerChild> {
   const port = await freePort();
   // EDGEPUSH_* from the caller's shell would silently change what is measured.
   const env = Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith('EDGEPUSH_')));
-  const child = spawn(process.execPath, [CLI, '--port', String(port), '--host', '127.0.0.1', '--log-level', 'warn', ...flags], {
+  // Opt-in node flags for the server only, e.g. BENCH_SERVER_NODE_FLAGS="--cpu-prof --cpu-prof-dir=/tmp/prof"
+  // (node refuses --cpu-prof in NODE_OPTIONS, and that would profile every process anyway).
+  const nodeFlags = (process.env['BENCH_SERVER_NODE_FLAGS'] ?? '').split(' ').filter((flag) => flag !== '');
+  const child = spawn(process.execPath, [...nodeFlags, CLI, '--port', String(port), '--host', '127.0.0.1', '--log-level', 'warn', ...flags], {
     env,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
