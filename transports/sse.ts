@@ -107,7 +107,7 @@ export function registerSse(app: FastifyInstance, ctx: TransportContext): void {
     const recoveries: Recovery[] = channels.map((channel) => session.subscribe(channel, deep.from, delta));
     for (const reset of deep.resets) session.writeControl(sseReset(reset));
     for (const recovery of recoveries) if (recovery.reset) session.writeControl(sseReset(recovery.reset));
-    session.replay(deep.messages);
+    session.replayFromLog(deep.messages);
     session.replay(mergeBacklogs(recoveries));
     const cursor = session.idleCursor();
     if (cursor) session.writeControl(sseCursor(cursor.toString()));

@@ -130,7 +130,7 @@ class WebSocketConnection implements SessionSink {
     const resets = recovery.reset ? [...deep.resets, recovery.reset] : deep.resets;
     this.reply(withId({ op: 'subscribed', channel: op.channel, cursor, resumed: from.kind === 'cursor' && resets.length === 0 }, op.id));
     for (const reset of resets) this.reply({ op: 'reset', ...reset });
-    this.session.replay(deep.messages);
+    this.session.replayFromLog(deep.messages);
     this.session.replay(recovery.backlog);
   }
 }

@@ -126,6 +126,27 @@ export class Session {
     this.#allowance = Math.max(this.#allowance, this.sink.bufferedAmount - this.limits.maxBufferedBytes);
   }
 
+  /**
+   * Sends messages read back from the log for a deep resume. They lie after the client's cursor
+   * and at or before the cursor the subscriptions were made with (their floor), so they bypass
+   * the floor check; each carries its own cursor, advancing record by record.
+   */
+  replayFromLog(messages: readonly PreparedMessage[]): void {
+    this.#replaying = true;
+    try {
+      for (const message of messages) {
+        const subscription = this.#subscriptions.get(message.channel);
+        if (!subscription || this.#closed) continue;
+        subscription.lastSentId = message.id;
+        this.sink.write(message.encoded(this.sink.format));
+        this.delivered++;
+      }
+    } finally {
+      this.#replaying = false;
+    }
+    this.#allowance = Math.max(this.#allowance, this.sink.bufferedAmount - this.limits.maxBufferedBytes);
+  }
+
   /** The cursor to report when nothing else is being sent (heartbeats, pongs). */
   idleCursor(): Frontier | undefined {
     const frontier = this.engine.frontier();

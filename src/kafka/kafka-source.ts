@@ -16,6 +16,7 @@ import type { Logger } from '../logger.js';
 import type { LogRecord, PublishMessage, RecordHandler, Source } from '../source/source.js';
 import type { KafkaOptions } from './kafka-options.js';
 import { kafkajsLogger } from './kafkajs-logger.js';
+import { fetchOffsets } from './topic-offsets.js';
 import { readPartitionRange, type RangeResult } from './range-reader.js';
 
 interface PartitionInfo {
@@ -89,7 +90,7 @@ export class KafkaSource implements Source {
     const high: number[] = [];
     for (const topic of names) {
       base.set(topic, partitions.length);
-      const offsets = (await admin.fetchTopicOffsets(topic)).sort((a, b) => a.partition - b.partition);
+      const offsets = (await fetchOffsets(admin, topic)).sort((a, b) => a.partition - b.partition);
       for (const entry of offsets) {
         partitions.push({ topic, partition: entry.partition });
         low.push(Number(entry.low));
@@ -125,6 +126,9 @@ export class KafkaSource implements Source {
       groupId: `edgepush-${this.#options.clientId}-${randomBytes(6).toString('hex')}`,
       sessionTimeout: 30_000,
       heartbeatInterval: 3_000,
+      // How long the broker holds an empty fetch: records arrive at once either way; a short wait
+      // only costs an idle fetch a second, and lets a shutdown finish in about that time.
+      maxWaitTimeInMs: 1_000,
       allowAutoTopicCreation: false,
       retry: { retries: Number.MAX_SAFE_INTEGER, initialRetryTime: 300, maxRetryTime: 5_000 },
     });

@@ -6,6 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Admin, Kafka } from 'kafkajs';
 import type { LogRecord } from '../source/source.js';
+import { fetchOffsets } from './topic-offsets.js';
 
 export interface RangeResult {
   /** Records after `afterOffset` up to `upToOffset`, in order (fewer when some were deleted). */
@@ -26,7 +27,7 @@ export async function readPartitionRange(
   maxRecords: number,
   clientId: string,
 ): Promise<RangeResult> {
-  const offsets = await admin.fetchTopicOffsets(target.topic);
+  const offsets = await fetchOffsets(admin, target.topic);
   const bounds = offsets.find((o) => o.partition === target.partition);
   const low = Number(bounds?.low ?? 0);
   const high = Number(bounds?.high ?? 0);

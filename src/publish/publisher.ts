@@ -64,7 +64,8 @@ export class Publisher {
       if (earlier) return earlier;
     }
     const messages = this.prepare(items);
-    if (!this.source.writable) throw new PushError('unavailable', 'the log is not reachable; retry later');
+    // Always try, even when the last attempt failed: refusing up front would never find out that
+    // the log is back. The source answers `unavailable` itself, within its own time bound.
     const attempt = this.source.publish(messages).then((ids) => {
       this.onPublished(ids.length);
       return ids;

@@ -86,14 +86,18 @@ describe('Publisher', () => {
       await expectCode(publisher.publish([item, item, item]), 'bad_request', /at most 2 messages per publish, got 3/);
     });
 
-    it('answers unavailable while the source is not writable', async () => {
+    it('keeps trying a source that reported itself unwritable, so publishing recovers when the log is back', async () => {
       const source = new ManualSource();
       source.writable = false;
       const publisher = new Publisher(source, { maxMessageBytes: 100, idempotencyTtl: 60 });
-      const error = await rejection(publisher.publish([{ channel: 'a', data: 1 }]));
+      const failed = rejection(publisher.publish([{ channel: 'a', data: 1 }]));
+      source.calls[0]?.reject(new PushError('unavailable', 'the log is not reachable'));
+      const error = await failed;
       expect(error.code).toBe('unavailable');
       expect(error.retryable).toBe(true);
-      expect(source.calls).toEqual([]);
+      const next = publisher.publish([{ channel: 'a', data: 2 }]);
+      source.calls[1]?.resolve(['0-1']);
+      expect(await next).toEqual(['0-1']);
     });
   });
 

@@ -1,0 +1,187 @@
+// Resume from Kafka itself (docs/kafka.md, "Resume from Kafka"): a cursor older than the channel
+// rings is served by reading the log back (deep resume), on every transport; what Kafka no longer
+// holds, or a range over deepResumeMaxRecords, is named in a reset notice; and a new edgepush node
+// on the same cluster and topics (same epoch) resumes an old cursor exactly.
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { Kafka } from 'kafkajs';
+import type { ServerOptions } from '../../src/config.js';
+import {
+  BROKER_START_TIMEOUT_MS,
+  Resources,
+  TRANSPORTS,
+  consumedUpTo,
+  createTopics,
+  cursorOffsets,
+  history,
+  idsOf,
+  kafkaAvail,
+  kafkaSourceOf,
+  kafkaSuiteTitle,
+  plainKafka,
+  startKafka,
+  type KafkaBroker,
+  type Produced,
+  type Transport,
+} from '../helpers/kafka.js';
+import type { TestClient } from '../helpers/test-client.js';
+import { KAFKA_VERSIONS } from '../kafka/broker.mjs';
+
+const RING = 5;
+/** Transports on which messages read back from Kafka reach the client (see the note below). */
+const idOf = (at: Produced): string => `${at.partition}-${at.offset}`;
+
+describe.skipIf(!kafkaAvail.ok)(kafkaSuiteTitle(`resume from Kafka ${KAFKA_VERSIONS.latest}`), () => {
+  let broker: KafkaBroker;
+  let kafka: Kafka;
+  const res = new Resources();
+  let topics = 0;
+
+  /** A fresh topic (2 partitions, keyed routing) and the options of an edgepush reading it. */
+  async function topicWithOptions(kafkaExtra: Record<string, unknown> = {}, extra: Partial<ServerOptions> = {}): Promise<{ topic: string; options: Partial<ServerOptions> }> {
+    const topic = `resume-${++topics}`;
+    await createTopics(kafka, [{ topic, numPartitions: 2 }]);
+    return { topic, options: { historySize: RING, heartbeatInterval: 0.2, ...extra, kafka: { brokers: [broker.bootstrap], topics: [topic], ...kafkaExtra } } };
+  }
+
+  /** Subscribes, takes the starting cursor and disconnects: a client going away for a while. */
+  async function cursorThenLeave(transport: Transport, baseUrl: string, channel: string): Promise<string> {
+    const client = res.open(transport, baseUrl, [channel]);
+    await client.ready;
+    const cursor = client.cursor as string;
+    expect(cursor).toMatch(/^[0-9a-z]+\./);
+    client.drop();
+    return cursor;
+  }
+
+  /** `count` messages on `channel`, with records for another channel mixed in (other partitions too). */
+  async function produceOn(topic: string, channel: string, count: number, first = 0): Promise<Array<{ id: string; data: unknown }>> {
+    const messages = Array.from({ length: count }, (_, i) => [
+      { key: channel, value: JSON.stringify({ n: first + i }) },
+      { key: `noise/${i % 7}`, value: JSON.stringify({ noise: i }) },
+    ]).flat();
+    const placed = await res.producer(kafka).send(topic, 2, messages);
+    return placed.flatMap((at, i) => (i % 2 === 0 ? [{ id: idOf(at), data: { n: first + i / 2 } }] : []));
+  }
+
+  const got = (client: TestClient): Array<{ id: string; data: unknown }> => client.received.map((m) => ({ id: m.id, data: m.data }));
+
+  beforeAll(async () => {
+    broker = await startKafka({ version: KAFKA_VERSIONS.latest });
+    kafka = plainKafka(broker);
+  }, BROKER_START_TIMEOUT_MS);
+  afterEach(() => res.cleanup());
+  afterAll(async () => {
+    await res.settle();
+    await broker?.stop();
+  }, 60_000);
+
+  for (const transport of TRANSPORTS) {
+    it(`${transport}: a cursor 200 messages behind a ring of ${RING} gets all 200 from Kafka, in order, once, without a reset`, async () => {
+      const { topic, options } = await topicWithOptions();
+      const server = await res.server(options);
+      const channel = `deep/${transport}`;
+      const cursor = await cursorThenLeave(transport, server.url, channel);
+
+      const sent = await produceOn(topic, channel, 200);
+      await consumedUpTo(server.url, channel, sent.at(-1)!.id);
+      expect((await history(server.url, channel)).messages).toHaveLength(RING);
+
+      const back = res.open(transport, server.url, [channel], { cursor });
+      await back.waitFor(() => back.received.length >= 200, '200 messages');
+      expect(got(back)).toEqual(sent);
+      expect(back.resets).toEqual([]);
+      // Live continues right after the replay.
+      const more = await produceOn(topic, channel, 3, 200);
+      await back.waitFor(() => back.received.length >= 203, 'three live messages');
+      expect(got(back)).toEqual([...sent, ...more]);
+      expect(back.resets).toEqual([]);
+    });
+  }
+
+  it('records deleted by retention: a reset naming from/to, then everything still held', async () => {
+    const { topic, options } = await topicWithOptions();
+    const server = await res.server(options);
+    const channel = 'retention/a';
+    const cursors = await Promise.all(TRANSPORTS.map((t) => cursorThenLeave(t, server.url, channel)));
+    const sent = await produceOn(topic, channel, 50);
+    await consumedUpTo(server.url, channel, sent.at(-1)!.id);
+
+    // Retention removes the first 20 messages of the channel (and whatever came before them).
+    const [partition, firstKept] = sent[20]!.id.split('-').map(Number) as [number, number];
+    const admin = kafka.admin();
+    await admin.connect();
+    try {
+      await admin.fetchTopicMetadata({ topics: [topic] }); // deleteTopicRecords needs it loaded
+      await admin.deleteTopicRecords({ topic, partitions: [{ partition, offset: String(firstKept) }] });
+    } finally {
+      await admin.disconnect();
+    }
+
+    for (const [i, transport] of TRANSPORTS.entries()) {
+      const cursor = cursors[i]!;
+      const back = res.open(transport, server.url, [channel], { cursor });
+      await back.waitFor(() => back.received.length >= 30 && back.resets.length >= 1, `${transport}: a reset and the 30 messages still held`);
+      expect(back.resets).toHaveLength(1);
+      const reset = back.resets[0]!;
+      expect(reset).toMatchObject({ reason: 'cursor_expired', channel, from: cursor });
+      expect(cursorOffsets(reset.to!).offsets[partition]).toBe(firstKept - 1);
+      expect(got(back)).toEqual(sent.slice(20));
+    }
+  });
+
+  it('a gap over deepResumeMaxRecords: a reset, then what the ring holds', async () => {
+    const { topic, options } = await topicWithOptions({ deepResumeMaxRecords: 50 });
+    const server = await res.server(options);
+    const channel = 'too-far/a';
+    const cursors = await Promise.all(TRANSPORTS.map((t) => cursorThenLeave(t, server.url, channel)));
+    const sent = await produceOn(topic, channel, 200);
+    await consumedUpTo(server.url, channel, sent.at(-1)!.id);
+
+    const [partition, firstOffset] = sent.at(-RING)!.id.split('-').map(Number) as [number, number];
+    for (const [i, transport] of TRANSPORTS.entries()) {
+      const back = res.open(transport, server.url, [channel], { cursor: cursors[i]! });
+      await back.waitFor(() => back.received.length >= RING && back.resets.length >= 1, `${transport}: a reset and the ring`);
+      expect(back.resets).toHaveLength(1);
+      expect(back.resets[0]).toMatchObject({ reason: 'cursor_expired', channel, from: cursors[i] });
+      expect(got(back)).toEqual(sent.slice(-RING));
+      // The reset's `to` is where the delivered messages start.
+      expect(cursorOffsets(back.resets[0]!.to!).offsets[partition]).toBe(firstOffset - 1);
+    }
+  });
+
+  for (const { readBack, transports } of [
+    { readBack: undefined, transports: TRANSPORTS },
+    { readBack: 0, transports: TRANSPORTS },
+  ]) {
+    const how = readBack === undefined ? 'from the rings it read back at start' : 'by deep resume (readBack 0)';
+    it(`a new node on the same cluster and topics resumes old cursors exactly, ${how}`, async () => {
+      const { topic, options } = await topicWithOptions(readBack === undefined ? {} : { readBack }, { historySize: 100 });
+      const first = await res.server(options);
+      const channels = Object.fromEntries(transports.map((t) => [t, `node/${t}`])) as Record<Transport, string>;
+      const live = transports.map((t) => res.open(t, first.url, [channels[t]]));
+      await Promise.all(live.map((c) => c.ready));
+      const early = await Promise.all(transports.map((t) => produceOn(topic, channels[t], 10)));
+      for (const [i, client] of live.entries()) {
+        await client.waitFor(() => client.received.length >= 10, '10 messages');
+        expect(got(client)).toEqual(early[i]);
+      }
+      const cursors = live.map((c) => c.cursor as string);
+      for (const client of live) client.drop();
+      await first.close();
+
+      // Produced while no node runs.
+      const late = await Promise.all(transports.map((t) => produceOn(topic, channels[t], 20, 10)));
+      const second = await res.server(options);
+      await kafkaSourceOf(second).caughtUp;
+      expect(cursorOffsets((await history(second.url, 'any')).cursor).epoch).toBe(cursorOffsets(cursors[0]!).epoch);
+
+      for (const [i, transport] of transports.entries()) {
+        const back = res.open(transport, second.url, [channels[transport]], { cursor: cursors[i]! });
+        await back.waitFor(() => back.received.length >= 20, '20 messages');
+        expect(got(back)).toEqual(late[i]);
+        expect(back.resets).toEqual([]);
+        expect(new Set(idsOf(back.received)).size).toBe(20);
+      }
+    });
+  }
+});
