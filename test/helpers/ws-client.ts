@@ -1,4 +1,8 @@
-/** A WebSocket test client speaking the JSON ops, tracking one cursor for all its channels. */
+/**
+ * A WebSocket test client speaking the JSON ops, tracking one cursor for all its channels: right on
+ * a single node, where every subscription's starting point is covered at once. Across nodes use
+ * ws-channel-client.ts, which keeps a cursor per channel as docs/protocol.md prescribes.
+ */
 import WebSocket from 'ws';
 import { BaseTestClient, type OpenOptions } from './test-client.js';
 

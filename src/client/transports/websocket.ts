@@ -1,11 +1,14 @@
 /**
  * WebSocket: one socket, one `subscribe` op per channel, each with that channel's own cursor.
  *
- * When may a cursor move? A `message` op's cursor is valid for every channel subscribed when it
- * was sent, but during a backlog replay (after a subscribe with a cursor) it may be older than
- * other channels' cursors. So: while a catch-up is pending, a message moves only its own channel's
- * cursor; a ping sent after the subscribes marks the end of every replay (the socket is ordered),
- * and from its pong on, live messages and pongs move every settled channel's cursor.
+ * When may a cursor move? A `message` op's cursor is always valid for its own channel. It is valid
+ * for the other channels only once every subscription shares one starting point: during a backlog
+ * replay, or while some channel's cursor is ahead of this node (it came from a node that had read
+ * further), it may be behind another channel's cursor. So: while a catch-up is pending, a message
+ * moves only its own channel's cursor; a ping sent after the subscribes marks the end of every
+ * replay (the socket is ordered), and a pong that carries a cursor says one cursor now fits all
+ * channels (the server leaves it out otherwise, and the catch-up waits for the next keepalive).
+ * From then on, live messages and pongs move every settled channel's cursor.
  */
 import type { WebSocketLike } from '../environment.js';
 import type { Subscription } from '../subscription.js';
@@ -21,7 +24,7 @@ export class WebSocketTransport implements Transport {
   readonly #subscribed = new Map<string, Subscription>();
   /** Subscriptions whose replay is over: live cursors apply to them. */
   #settled = new Set<Subscription>();
-  #catchUp: { id: string; subscriptions: Subscription[] } | undefined;
+  #catchUp: { id: string; subscriptions: Subscription[]; answered?: boolean } | undefined;
   #pings = 0;
   #open = false;
   #proven = false;
@@ -118,6 +121,8 @@ export class WebSocketTransport implements Transport {
     if (Date.now() - this.#lastFrameAt > this.host.options.heartbeatTimeout) {
       return this.#fail({ kind: 'network', reason: `no WebSocket traffic for ${this.host.options.heartbeatTimeout} ms` });
     }
+    // A catch-up whose pong came without a cursor asks again, at keepalive pace.
+    if (this.#catchUp?.answered) return this.#send({ op: 'ping', id: this.#catchUp.id });
     // Browsers hide protocol pings, so an op-level ping is how the client knows the socket is alive;
     // its pong also carries the current cursor for quiet channels.
     this.#send({ op: 'ping', id: `keepalive-${++this.#pings}` });
@@ -151,6 +156,10 @@ export class WebSocketTransport implements Transport {
       }
       case 'pong':
         if (this.#catchUp && op.id === this.#catchUp.id) {
+          if (!op.cursor) {
+            this.#catchUp.answered = true;
+            return;
+          }
           this.#settled = new Set(this.#catchUp.subscriptions.filter((s) => this.#subscribed.get(s.channel) === s));
           this.#catchUp = undefined;
         }
