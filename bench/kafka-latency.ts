@@ -1,0 +1,297 @@
+/**
+ * Kafka benchmarks against a real broker (test/kafka/broker.mjs: Kafka 4.1 on this machine's Java)
+ * and one edgepush process (`dist/src/cli.js`), everything on 127.0.0.1. Prints one JSON line per
+ * measurement. Needs `npx tsc -p tsconfig.build.json` first.
+ *
+ *   node dist/bench/kafka-latency.js [--mode latency|ingest|all]
+ *     latency: --rate 1000 --seconds 20 --ws 100 --sse 100 --channels 10 --payload-bytes 100
+ *       A plain kafkajs producer writes `rate` records/s (key = channel) for `seconds`; every
+ *       subscriber follows one channel. Latency is client receive time minus the producer's send
+ *       time (same process, same clock): Kafka produce (acks=all) + fetch + edgepush + socket.
+ *     ingest: --records 200000 --ingest-channels 20000 --payload-bytes 100
+ *       The topic is filled first, then a fresh edgepush reads it all back at start (readBack =
+ *       records): how fast one node takes records from Kafka, its CPU per record, and its memory
+ *       for that many channels (rings of `historySize` 100, the default).
+ *
+ * Bounded: a watchdog kills everything after 10 minutes.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { parseArgs } from 'node:util';
+import { Kafka, Partitioners, logLevel, type Producer } from 'kafkajs';
+import WebSocket from 'ws';
+import type * as BrokerModule from '../test/kafka/broker.mjs';
+import { cpuSeconds, rssKiB, startServerChild, type ServerChild } from './server-process.js';
+
+const WATCHDOG_MS = 10 * 60_000;
+const PARTITIONS = 3;
+
+const { values: args } = parseArgs({
+  options: {
+    mode: { type: 'string', default: 'all' },
+    rate: { type: 'string', default: '1000' },
+    seconds: { type: 'string', default: '20' },
+    ws: { type: 'string', default: '100' },
+    sse: { type: 'string', default: '100' },
+    channels: { type: 'string', default: '10' },
+    'payload-bytes': { type: 'string', default: '100' },
+    records: { type: 'string', default: '200000' },
+    'ingest-channels': { type: 'string', default: '20000' },
+  },
+});
+const num = (key: keyof typeof args): number => Number(args[key]);
+
+const now = (): number => performance.timeOrigin + performance.now();
+const cleanups: (() => Promise<void>)[] = [];
+const watchdog = setTimeout(() => {
+  process.stderr.write('kafka-latency: watchdog expired\n');
+  void Promise.allSettled(cleanups.map((c) => c())).then(() => process.exit(3));
+}, WATCHDOG_MS);
+watchdog.unref();
+
+async function main(): Promise<void> {
+  const broker: typeof BrokerModule = await import(new URL('../../test/kafka/broker.mjs', import.meta.url).href);
+  const availability = broker.kafkaAvailability();
+  if (!availability.ok) throw new Error(`no Kafka broker possible here: ${availability.reason}`);
+  const kafkaBroker = await broker.startKafka({ version: 'latest', log: (line) => process.stderr.write(`[kafka] ${line}\n`) });
+  cleanups.push(() => kafkaBroker.stop());
+  const kafka = new Kafka({ clientId: 'bench', brokers: [kafkaBroker.bootstrap], logLevel: logLevel.NOTHING });
+  const admin = kafka.admin();
+  await admin.connect();
+  await admin.createTopics({ topics: [{ topic: 'latency', numPartitions: PARTITIONS }, { topic: 'ingest', numPartitions: PARTITIONS }], waitForLeaders: true });
+  await admin.disconnect();
+  const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner, allowAutoTopicCreation: false });
+  await producer.connect();
+  cleanups.push(() => producer.disconnect());
+  const mode = String(args.mode);
+  try {
+    if (mode === 'latency' || mode === 'all') print(await latency(kafkaBroker.bootstrap, producer));
+    if (mode === 'ingest' || mode === 'all') print(await ingest(kafkaBroker.bootstrap, producer));
+  } finally {
+    await Promise.allSettled(cleanups.reverse().map((c) => c()));
+  }
+}
+
+function print(result: unknown): void {
+  process.stdout.write(JSON.stringify(result) + '\n');
+}
+
+async function startEdgepush(bootstrap: string, topic: string, extra: Record<string, unknown> = {}): Promise<ServerChild> {
+  const dir = mkdtempSync(join(tmpdir(), 'edgepush-bench-'));
+  const file = join(dir, 'config.json');
+  writeFileSync(file, JSON.stringify({ kafka: { brokers: [bootstrap], topics: [{ topic }], ...extra } }));
+  const server = await startServerChild(['--config', file]);
+  cleanups.push(async () => {
+    await server.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  return server;
+}
+
+function pad(bytes: number): string {
+  return 'x'.repeat(Math.max(0, bytes - 60));
+}
+
+function percentile(sorted: Float64Array, p: number): number {
+  if (sorted.length === 0) return NaN;
+  return Math.round(sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]! * 100) / 100;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+interface Follower {
+  /** Next sequence number expected on its channel. */
+  next: number;
+  lost: number;
+  duplicates: number;
+}
+
+async function latency(bootstrap: string, producer: Producer) {
+  const rate = num('rate');
+  const seconds = num('seconds');
+  const channels = Array.from({ length: num('channels') }, (_, i) => `bench/${i}`);
+  const server = await startEdgepush(bootstrap, 'latency', { readBack: 0 });
+  const samples: number[] = [];
+  const followers: Follower[] = [];
+  const closers: (() => void)[] = [];
+  const received = (follower: Follower, data: { s: number; t: number }): void => {
+    samples.push(now() - data.t);
+    if (data.s === follower.next) follower.next++;
+    else if (data.s > follower.next) {
+      follower.lost += data.s - follower.next;
+      follower.next = data.s + 1;
+    } else follower.duplicates++;
+  };
+
+  // Subscribers: WebSocket and SSE, one channel each, round robin over the channels.
+  const opening: Promise<void>[] = [];
+  for (let i = 0; i < num('ws'); i++) {
+    const follower: Follower = { next: 0, lost: 0, duplicates: 0 };
+    followers.push(follower);
+    const socket = new WebSocket(`${server.baseUrl.replace('http', 'ws')}/v1/ws`);
+    closers.push(() => socket.terminate());
+    opening.push(
+      new Promise((resolve, reject) => {
+        socket.on('open', () => socket.send(JSON.stringify({ op: 'subscribe', channel: channels[i % channels.length] })));
+        socket.on('error', reject);
+        socket.on('message', (raw) => {
+          const op = JSON.parse(raw.toString()) as { op: string; data?: { s: number; t: number } };
+          if (op.op === 'subscribed') resolve();
+          else if (op.op === 'message' && op.data) received(follower, op.data);
+        });
+      }),
+    );
+  }
+  for (let i = 0; i < num('sse'); i++) {
+    const follower: Follower = { next: 0, lost: 0, duplicates: 0 };
+    followers.push(follower);
+    const abort = new AbortController();
+    closers.push(() => abort.abort());
+    opening.push(
+      (async () => {
+        const response = await fetch(`${server.baseUrl}/v1/sse?channel=${encodeURIComponent(channels[i % channels.length] as string)}`, { signal: abort.signal });
+        const reader = (response.body as ReadableStream<Uint8Array>).getReader();
+        const decoder = new TextDecoder();
+        let buffer = '';
+        let ready: (() => void) | undefined;
+        const subscribed = new Promise<void>((resolve) => (ready = resolve));
+        void (async () => {
+          try {
+            for (;;) {
+              const { value, done } = await reader.read();
+              if (done) return;
+              buffer += decoder.decode(value, { stream: true });
+              let end: number;
+              while ((end = buffer.indexOf('\n\n')) >= 0) {
+                const event = buffer.slice(0, end);
+                buffer = buffer.slice(end + 2);
+                // The first id-only event is the starting cursor: the subscription is live.
+                if (event.startsWith('id:')) ready?.();
+                const data = event.split('\n').find((line) => line.startsWith('data: '));
+                if (data && !event.includes('event: ')) received(follower, (JSON.parse(data.slice(6)) as { data: { s: number; t: number } }).data);
+              }
+            }
+          } catch {
+            // Aborted at the end.
+          }
+        })();
+        await subscribed;
+      })(),
+    );
+  }
+  await Promise.all(opening);
+
+  // Producer: `rate` records/s in 10 ms ticks, channels round robin, sequence per channel.
+  const seq = new Map(channels.map((c) => [c, 0]));
+  const filler = pad(num('payload-bytes'));
+  const start = now();
+  const cpuBefore = cpuSeconds(server.pid);
+  let sent = 0;
+  const total = rate * seconds;
+  while (sent < total) {
+    const due = Math.min(total, Math.floor(((now() - start) / 1000) * rate));
+    if (due > sent) {
+      const messages = [];
+      for (; sent < due; sent++) {
+        const channel = channels[sent % channels.length] as string;
+        const s = seq.get(channel) as number;
+        seq.set(channel, s + 1);
+        messages.push({ key: channel, value: JSON.stringify({ s, t: now(), pad: filler }) });
+      }
+      await producer.send({ topic: 'latency', acks: -1, messages });
+    }
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  const elapsed = (now() - start) / 1000;
+  const perFollower = total / channels.length;
+  // Drain: wait (bounded) until every follower has every record of its channel.
+  const drainUntil = now() + 20_000;
+  while (followers.some((f) => f.next < perFollower) && now() < drainUntil) await new Promise((resolve) => setTimeout(resolve, 50));
+  const cpu = cpuSeconds(server.pid) - cpuBefore;
+  const rss = rssKiB(server.pid);
+  for (const close of closers) close();
+  await server.stop();
+  const sorted = Float64Array.from(samples).sort();
+  return {
+    bench: 'kafka-latency',
+    rateRecordsPerSecond: rate,
+    seconds: Math.round(elapsed * 10) / 10,
+    records: total,
+    partitions: PARTITIONS,
+    channels: channels.length,
+    subscribers: { ws: num('ws'), sse: num('sse') },
+    payloadBytes: num('payload-bytes'),
+    deliveries: samples.length,
+    expectedDeliveries: followers.length * perFollower,
+    lost: followers.reduce((n, f) => n + f.lost + Math.max(0, perFollower - f.next), 0),
+    duplicates: followers.reduce((n, f) => n + f.duplicates, 0),
+    latencyMs: { p50: percentile(sorted, 50), p90: percentile(sorted, 90), p99: percentile(sorted, 99), max: percentile(sorted, 100) },
+    server: { cpuSeconds: Math.round(cpu * 100) / 100, cpuPercent: Math.round((cpu / elapsed) * 1000) / 10, rssMiB: Math.round(rss / 1024) },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+
+async function metric(url: string, name: string): Promise<number> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  return Number(new RegExp(`^${name} (\\d+)`, 'm').exec(text)?.[1] ?? NaN);
+}
+
+async function ingest(bootstrap: string, producer: Producer) {
+  const records = num('records');
+  const channelCount = num('ingest-channels');
+  const filler = pad(num('payload-bytes'));
+  for (let n = 0; n < records; n += 5000) {
+    const messages = [];
+    for (let i = n; i < Math.min(records, n + 5000); i++) {
+      const channel = `ingest/${i % channelCount}`;
+      messages.push({ key: channel, value: JSON.stringify({ s: i, t: 0, pad: filler }) });
+    }
+    await producer.send({ topic: 'ingest', acks: -1, messages });
+  }
+  // Baseline: an idle node on an empty read-back (same topic, readBack 0).
+  const idle = await startEdgepush(bootstrap, 'ingest', { readBack: 0 });
+  const idleRss = rssKiB(idle.pid);
+  const idleCpu = cpuSeconds(idle.pid);
+  await idle.stop();
+
+  const started = now();
+  const server = await startEdgepush(bootstrap, 'ingest', { readBack: records });
+  const listenAt = now();
+  const until = now() + 5 * 60_000;
+  let taken = 0;
+  while ((taken = await metric(server.baseUrl, 'edgepush_records_total')) < records && now() < until) await new Promise((resolve) => setTimeout(resolve, 100));
+  const done = now();
+  // Start-up work (node, fastify, Kafka connect) as measured on the idle node is not ingest.
+  const cpu = cpuSeconds(server.pid) - idleCpu;
+  const rss = rssKiB(server.pid);
+  await server.stop();
+  // From spawn, so it includes process start, Kafka connect and the group join (conservative).
+  const seconds = (done - started) / 1000;
+  return {
+    bench: 'kafka-ingest',
+    records,
+    taken,
+    channels: channelCount,
+    partitions: PARTITIONS,
+    payloadBytes: num('payload-bytes'),
+    startupSeconds: Math.round(((listenAt - started) / 1000) * 10) / 10,
+    secondsFromSpawnToAllTaken: Math.round(seconds * 100) / 100,
+    recordsPerSecond: Math.round(taken / seconds),
+    cpuSecondsPer1kRecords: Math.round((cpu / (taken / 1000)) * 1e4) / 1e4,
+    rssMiB: Math.round(rss / 1024),
+    idleRssMiB: Math.round(idleRss / 1024),
+    bytesPerChannel: Math.round(((rss - idleRss) * 1024) / channelCount),
+  };
+}
+
+main().then(
+  () => process.exit(0),
+  async (error: unknown) => {
+    process.stderr.write(`kafka-latency: ${(error as Error).stack ?? String(error)}\n`);
+    await Promise.allSettled(cleanups.reverse().map((c) => c()));
+    process.exit(1);
+  },
+);
