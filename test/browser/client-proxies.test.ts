@@ -10,7 +10,7 @@ import { chromium, type Browser, type BrowserContext, type Page } from 'playwrig
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningServer } from '../../src/start.js';
 import { prepareDemoSite, type DemoSite } from '../helpers/demo-site.js';
-import { NginxProxy, nginxAvailable, NGINX } from '../helpers/nginx.js';
+import { NGINX, nginxAvailable, startRestrictiveProxy, type NginxProcess } from '../helpers/nginx.js';
 import { publish, startTestServer } from '../helpers/server.js';
 
 const CHROMIUM = process.env['EDGEPUSH_CHROMIUM'] ?? '/usr/bin/chromium';
@@ -24,14 +24,14 @@ describe.skipIf(missing !== '')(title, () => {
   let server: RunningServer;
   let site: DemoSite;
   let browser: Browser;
-  const proxies: Record<string, NginxProxy> = {};
+  const proxies: Record<string, NginxProcess> = {};
   let next = 0;
 
   beforeAll(async () => {
     site = await prepareDemoSite(['test/browser/fixtures']);
     server = await startTestServer({ heartbeatInterval: 0.5, reconnectDelay: 0.05, historySize: 1000 }, { publicDir: site.dir });
-    proxies['no-websocket'] = await NginxProxy.start(server.url, 'no-websocket');
-    proxies['buffering'] = await NginxProxy.start(server.url, 'buffering');
+    proxies['no-websocket'] = await startRestrictiveProxy(server.url, 'no-websocket');
+    proxies['buffering'] = await startRestrictiveProxy(server.url, 'buffering');
     browser = await chromium.launch({
       executablePath: CHROMIUM,
       args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],

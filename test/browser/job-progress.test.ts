@@ -12,13 +12,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { kafkaAvailability, startKafka, type KafkaBroker } from '../kafka/broker.mjs';
 import { EdgepushProcess, ensureBuilt } from '../helpers/edgepush-process.js';
 import { KafkaBackend, createTopic } from '../helpers/kafka-backend.js';
-import { NGINX_BINARY, RoundRobinProxy } from '../helpers/round-robin-proxy.js';
+import { NGINX, nginxAvailable, type NginxProcess } from '../helpers/nginx.js';
+import { startRoundRobinProxy } from '../helpers/round-robin-proxy.js';
 
 const CHROMIUM = process.env['EDGEPUSH_CHROMIUM'] ?? '/usr/bin/chromium';
 const kafka = kafkaAvailability();
 const missing = [
   existsSync(CHROMIUM) ? undefined : `no browser at ${CHROMIUM} (.ci/setup-system.sh installs Debian's chromium)`,
-  NGINX_BINARY ? undefined : 'no nginx (.ci/setup-system.sh installs it)',
+  nginxAvailable ? undefined : `no nginx at ${NGINX} (.ci/setup-system.sh installs it)`,
   kafka.ok ? undefined : kafka.reason,
 ].filter((reason): reason is string => reason !== undefined);
 
@@ -46,7 +47,7 @@ describe.skipIf(missing.length > 0)(`job progress from Kafka to a browser behind
   let broker: KafkaBroker;
   let backend: KafkaBackend;
   let nodes: EdgepushProcess[] = [];
-  let proxy: RoundRobinProxy;
+  let proxy: NginxProcess;
   let browser: Browser;
 
   beforeAll(async () => {
@@ -57,7 +58,7 @@ describe.skipIf(missing.length > 0)(`job progress from Kafka to a browser behind
     // A short reconnect delay only makes the test quicker; what it checks does not depend on it.
     const config = { reconnectDelay: 0.2, kafka: { brokers: [broker.bootstrap], topics: [{ topic: 'jobs' }], readBack: 1000 } };
     nodes = await Promise.all([EdgepushProcess.start({ config }), EdgepushProcess.start({ config })]);
-    proxy = await RoundRobinProxy.start(nodes.map((node) => node.url));
+    proxy = await startRoundRobinProxy(nodes.map((node) => node.url));
     browser = await chromium.launch({
       executablePath: CHROMIUM,
       args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],

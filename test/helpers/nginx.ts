@@ -1,23 +1,30 @@
 /**
- * Real nginx reverse proxies for the client tests, each its own process on 127.0.0.1 with its
- * config, pid, logs and temp files in a temp folder:
- * - `no-websocket`: answers every WebSocket upgrade with 403, streams SSE (the server's
- *   X-Accel-Buffering: no is honoured);
- * - `buffering`: the same, and also buffers responses until they complete, ignoring
- *   X-Accel-Buffering, with buffers large enough that an SSE stream never gets through.
+ * Real nginx processes for the tests (Debian's package), each on 127.0.0.1 with its config, pid,
+ * logs and temp files in a temp folder of its own:
+ * - restrictive proxies for the client tests (`startRestrictiveProxy`):
+ *   - `no-websocket`: answers every WebSocket upgrade with 403, streams SSE (the server's
+ *     X-Accel-Buffering: no is honoured);
+ *   - `buffering`: the same, and also buffers responses until they complete, ignoring
+ *     X-Accel-Buffering, with buffers large enough that an SSE stream never gets through;
+ * - a round-robin load balancer (round-robin-proxy.ts), using the same NginxProcess.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { connect, createServer } from 'node:net';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { freePort } from './edgepush-process.js';
 
 export const NGINX = process.env['EDGEPUSH_NGINX'] ?? ['/usr/sbin/nginx', '/usr/bin/nginx'].find((path) => existsSync(path)) ?? 'nginx';
 export const nginxAvailable = existsSync(NGINX);
 
-export type ProxyMode = 'no-websocket' | 'buffering';
+const running = new Set<ChildProcess>();
+process.once('exit', () => {
+  for (const child of running) if (child.pid) process.kill(-child.pid, 'SIGKILL');
+});
 
-export class NginxProxy {
+/** One nginx master (and its workers) with a config written from `config(dir, port)`. */
+export class NginxProcess {
   #process: ChildProcess | undefined;
 
   private constructor(readonly dir: string, readonly port: number) {}
@@ -26,13 +33,14 @@ export class NginxProxy {
     return `http://127.0.0.1:${this.port}`;
   }
 
-  static async start(upstreamUrl: string, mode: ProxyMode): Promise<NginxProxy> {
-    const dir = mkdtempSync(join(tmpdir(), `edgepush-nginx-${mode}-`));
-    const proxy = new NginxProxy(dir, await freePort());
+  static async start(name: string, config: (dir: string, port: number) => string): Promise<NginxProcess> {
+    const dir = mkdtempSync(join(tmpdir(), `edgepush-nginx-${name}-`));
+    chmodSync(dir, 0o755);
     for (const sub of ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']) mkdirSync(join(dir, sub), { mode: 0o777 });
-    writeFileSync(join(dir, 'nginx.conf'), config(dir, proxy.port, new URL(upstreamUrl).host, mode));
-    await proxy.resume();
-    return proxy;
+    const nginx = new NginxProcess(dir, await freePort());
+    writeFileSync(join(dir, 'nginx.conf'), config(dir, nginx.port));
+    await nginx.resume();
+    return nginx;
   }
 
   /** Starts (or restarts, on the same port) the nginx process; resolves once it accepts connections. */
@@ -42,10 +50,14 @@ export class NginxProxy {
       // Its own process group, so kill() takes the workers down with the master.
       detached: true,
     });
+    running.add(child);
     let stderr = '';
     child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
     const exited = new Promise<never>((_, reject) =>
-      child.once('exit', (code) => reject(new Error(`nginx exited with ${code}: ${stderr}${this.errorLog()}`))),
+      child.once('exit', (code) => {
+        running.delete(child);
+        reject(new Error(`nginx exited with ${code}: ${stderr}${this.errorLog()}`));
+      }),
     );
     exited.catch(() => {});
     this.#process = child;
@@ -53,7 +65,7 @@ export class NginxProxy {
     for (let attempt = 0; ; attempt++) {
       const ok = await Promise.race([canConnect(this.port), exited]);
       if (ok) return;
-      if (attempt >= 100) throw new Error(`nginx did not listen on ${this.port}: ${stderr}${this.errorLog()}`);
+      if (attempt >= 200) throw new Error(`nginx did not listen on ${this.port}: ${stderr}${this.errorLog()}`);
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
   }
@@ -62,7 +74,7 @@ export class NginxProxy {
   async kill(): Promise<void> {
     const child = this.#process;
     this.#process = undefined;
-    if (!child || child.exitCode !== null) return;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
     const exited = new Promise((resolve) => child.once('exit', resolve));
     // SIGKILL skips nginx's graceful path, so the workers would outlive the master: kill the group.
     if (child.pid) process.kill(-child.pid, 'SIGKILL');
@@ -74,13 +86,29 @@ export class NginxProxy {
     rmSync(this.dir, { recursive: true, force: true });
   }
 
+  /** The access log's lines, for configs that write one. */
+  accessLog(): string[] {
+    return this.#read('access.log').split('\n').filter(Boolean);
+  }
+
   errorLog(): string {
+    return this.#read('error.log');
+  }
+
+  #read(name: string): string {
     try {
-      return readFileSync(join(this.dir, 'error.log'), 'utf8');
+      return readFileSync(join(this.dir, name), 'utf8');
     } catch {
       return '';
     }
   }
+}
+
+export type ProxyMode = 'no-websocket' | 'buffering';
+
+/** A proxy that refuses WebSocket upgrades, and in `buffering` mode also holds responses back. */
+export function startRestrictiveProxy(upstreamUrl: string, mode: ProxyMode): Promise<NginxProcess> {
+  return NginxProcess.start(mode, (dir, port) => config(dir, port, new URL(upstreamUrl).host, mode));
 }
 
 function config(dir: string, port: number, upstream: string, mode: ProxyMode): string {
@@ -126,16 +154,6 @@ http {
   }
 }
 `;
-}
-
-/** A port that was free a moment ago (nginx needs a number in its config). */
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  await new Promise((resolve) => server.close(resolve));
-  if (typeof address !== 'object' || !address) throw new Error('no free port');
-  return address.port;
 }
 
 function canConnect(port: number): Promise<boolean> {
