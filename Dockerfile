@@ -5,7 +5,6 @@ WORKDIR /app
 COPY package.json package-lock.json tsconfig.json tsconfig.build.json tsconfig.client.json ./
 COPY src ./src
 COPY transports ./transports
-COPY bench ./bench
 COPY public ./public
 # npm ci runs the prepare script: TypeScript into dist/, and the browser client into public/.
 RUN npm ci

@@ -1,7 +1,7 @@
 /**
  * Kafka benchmarks against a real broker (test/kafka/broker.mjs: Kafka 4.1 on this machine's Java)
  * and one edgepush process (`dist/src/cli.js`), everything on 127.0.0.1. Prints one JSON line per
- * measurement. Needs `npx tsc -p tsconfig.build.json` first.
+ * measurement. Run it with `npm run bench:kafka`.
  *
  *   node dist/bench/kafka-latency.js [--mode latency|ingest|all]
  *     latency: --rate 1000 --seconds 20 --ws 100 --sse 100 --channels 10 --payload-bytes 100

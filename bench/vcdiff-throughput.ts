@@ -1,7 +1,7 @@
 /**
  * VCDIFF encoder throughput on synthetic but realistic push payloads.
  *
- * Run: npx tsc -p tsconfig.build.json && node dist/bench/vcdiff-throughput.js
+ * Run: npm run build:bench && node dist/bench/vcdiff-throughput.js
  * Prints one JSON object per dataset and line. mbPerSec counts target bytes
  * (10^6 bytes per MB), since that is what a server pushes through the encoder.
  * Every delta pair is checked once against @ably/vcdiff-decoder before timing.
