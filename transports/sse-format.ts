@@ -9,9 +9,12 @@ import type { Disconnect } from '../src/errors.js';
 /** A message as an event of the default type (EventSource.onmessage fires); its id is the cursor. */
 export const SSE_MESSAGE = defineWireFormat('sse', (fields, cursor) => Buffer.from(`id: ${cursor}\ndata: {${fields}}\n\n`));
 
-/** Stream preamble: how long the client should wait before reconnecting. */
-export function sseRetry(milliseconds: number): Buffer {
-  return Buffer.from(`retry: ${Math.round(milliseconds)}\n\n`);
+/**
+ * Stream preamble: how long the client should wait before reconnecting, and how often heartbeats
+ * come (a field EventSource ignores, for clients that watch the stream's health).
+ */
+export function ssePreamble(retryMs: number, heartbeatMs: number): Buffer {
+  return Buffer.from(`retry: ${Math.round(retryMs)}\nheartbeat: ${Math.round(heartbeatMs)}\n\n`);
 }
 
 /**

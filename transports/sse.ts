@@ -13,7 +13,7 @@ import { corsHeaders } from './cors.js';
 import { sendError, toPushError } from './http-errors.js';
 import { channelsParam, deltaParam, stringParam } from './request-params.js';
 import type { DeltaCodec } from '../src/delta/codec.js';
-import { SSE_MESSAGE, sseCursor, sseDisconnect, sseReset, sseRetry } from './sse-format.js';
+import { SSE_MESSAGE, sseCursor, sseDisconnect, ssePreamble, sseReset } from './sse-format.js';
 
 /** After a disconnect notice, how long a client that reads nothing may keep the socket. */
 const GOODBYE_GRACE_MS = 5_000;
@@ -100,7 +100,7 @@ export function registerSse(app: FastifyInstance, ctx: TransportContext): void {
     });
     res.on('error', (error) => request.log.debug({ err: error }, 'sse stream error'));
 
-    session.writeControl(sseRetry(options.reconnectDelay * 1000));
+    session.writeControl(ssePreamble(options.reconnectDelay * 1000, options.heartbeatInterval * 1000));
     const deep = await resolveDeep(ctx, channels, engine.resumePoint(cursorText));
     if (session.closed) return;
     // From here to the end all is synchronous: no live message can come between backlog and live.

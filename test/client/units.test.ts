@@ -61,6 +61,12 @@ describe('SseParser', () => {
       { type: 'reset', data: '{}', id: undefined },
     ]);
   });
+
+  it('reads the heartbeat interval the server announces in its preamble', () => {
+    const parsed = new SseParser().feed('retry: 2000\nheartbeat: 60000\n\nid: c.1\n\n');
+    expect(parsed).toMatchObject({ retry: 2000, heartbeat: 60000 });
+    expect(parsed.events).toEqual([{ type: 'id', data: '', id: 'c.1' }]);
+  });
 });
 
 describe('DeltaDecoder', () => {

@@ -19,10 +19,14 @@ export class SseParser {
   #id: string | undefined;
   #afterCarriageReturn = false;
 
-  /** Feeds decoded text; returns the events it completed, and the last `retry:` it saw, if any. */
-  feed(text: string): { events: SseEvent[]; retry: number | undefined } {
+  /**
+   * Feeds decoded text; returns the events it completed, and the last `retry:` and `heartbeat:`
+   * (edgepush's announced heartbeat interval, ms) it saw, if any.
+   */
+  feed(text: string): { events: SseEvent[]; retry: number | undefined; heartbeat: number | undefined } {
     const events: SseEvent[] = [];
     let retry: number | undefined;
+    let heartbeat: number | undefined;
     // A "\r\n" split across two chunks: the "\n" ends nothing new.
     if (this.#afterCarriageReturn && text.startsWith('\n')) text = text.slice(1);
     this.#afterCarriageReturn = text.endsWith('\r');
@@ -44,8 +48,9 @@ export class SseParser {
       else if (field === 'event') this.#event = value;
       else if (field === 'id' && !value.includes('\0')) this.#id = value;
       else if (field === 'retry' && /^\d+$/.test(value)) retry = Number(value);
+      else if (field === 'heartbeat' && /^\d+$/.test(value)) heartbeat = Number(value);
     }
-    return { events, retry };
+    return { events, retry, heartbeat };
   }
 
   #dispatch(): SseEvent | undefined {

@@ -44,6 +44,10 @@ class SseStream {
   #proven = false;
   /** The first id-only event is the cursor after the backlog; later ones are heartbeats. */
   #live = false;
+  /** As configured, until the server announces its own heartbeat interval. */
+  #heartbeatInterval: number;
+  #heartbeatTimeout: number;
+  #batchWindow: number;
 
   constructor(
     private readonly subscriptions: readonly Subscription[],
@@ -51,6 +55,9 @@ class SseStream {
     private readonly end: (failure: TransportFailure) => void,
   ) {
     this.#byChannel = new Map(subscriptions.map((s) => [s.channel, s]));
+    this.#heartbeatInterval = host.options.heartbeatInterval;
+    this.#heartbeatTimeout = host.options.heartbeatTimeout;
+    this.#batchWindow = host.options.sseBatchWindow;
     void this.#run();
   }
 
@@ -103,14 +110,15 @@ class SseStream {
       if (this.#closed) return void reader.cancel().catch(() => {});
       if (chunk.done) return this.#fail({ kind: 'network', reason: 'SSE stream ended' });
       this.host.received(chunk.value.byteLength);
-      const { events, retry } = parser.feed(decoder.decode(chunk.value, { stream: true }));
+      const { events, retry, heartbeat } = parser.feed(decoder.decode(chunk.value, { stream: true }));
       if (retry !== undefined) this.host.retryHint(retry);
+      if (heartbeat !== undefined) this.#adoptHeartbeat(heartbeat);
       if (events.length === 0) continue;
       if (!this.#proven) {
         this.#proven = true;
         this.host.proven();
       }
-      this.#arm(options.heartbeatTimeout, { kind: 'network', reason: `no SSE traffic for ${options.heartbeatTimeout} ms` });
+      this.#arm(this.#heartbeatTimeout, { kind: 'network', reason: `no SSE traffic for ${this.#heartbeatTimeout} ms` });
       const failure = this.#handle(events);
       if (failure) return this.#fail(failure);
     }
@@ -154,11 +162,23 @@ class SseStream {
       }
     }
     // Everything in this read was delivered and its cursor kept; now judge how it arrived.
-    const span = Math.max(newest - oldest, (heartbeats - 1) * this.host.options.heartbeatInterval);
-    if (span > 0 && span >= this.host.options.sseBatchWindow) {
+    const span = Math.max(newest - oldest, (heartbeats - 1) * this.#heartbeatInterval);
+    if (span > 0 && span >= this.#batchWindow) {
       return { kind: 'unsuitable', reason: `SSE events written ${span} ms apart arrived together: a proxy buffers the stream` };
     }
     return undefined;
+  }
+
+  /**
+   * The server announces its heartbeat interval in the stream's preamble: judge silence and
+   * batching by it, never more strictly than configured, so a server with slow heartbeats is not
+   * mistaken for a dead connection.
+   */
+  #adoptHeartbeat(interval: number): void {
+    const { heartbeatInterval, heartbeatTimeout, sseBatchWindow } = this.host.options;
+    this.#heartbeatInterval = interval;
+    this.#heartbeatTimeout = Math.max(heartbeatTimeout, Math.round((heartbeatTimeout / heartbeatInterval) * interval));
+    this.#batchWindow = Math.max(sseBatchWindow, interval);
   }
 
   /** Every cursor on an SSE stream is valid for all of its channels, and they only move forward. */
