@@ -5,6 +5,7 @@
 import { EventEmitter } from 'node:events';
 import type { EdgePush } from '../../src/client/index.js';
 import type { Message, ResetNotice, StateChange } from '../../src/client/index.js';
+import { waitForChange } from './wait-for-change.js';
 
 export class ClientWatch extends EventEmitter {
   readonly messages: Message[] = [];
@@ -38,23 +39,9 @@ export class ClientWatch extends EventEmitter {
   }
 
   waitFor(predicate: () => boolean, what: string, timeoutMs = 30_000): Promise<void> {
-    if (predicate()) return Promise.resolve();
-    return new Promise((resolve, reject) => {
-      const check = (): void => {
-        if (!predicate()) return;
-        cleanup();
-        resolve();
-      };
-      const timer = setTimeout(() => {
-        cleanup();
-        const last = this.states.at(-1);
-        reject(new Error(`timed out waiting for ${what} (${this.messages.length} messages, state ${last?.state} ${last?.transport} ${last?.reason ?? ''})`));
-      }, timeoutMs);
-      const cleanup = (): void => {
-        clearTimeout(timer);
-        this.off('change', check);
-      };
-      this.on('change', check);
-    });
+    return waitForChange(this, predicate, () => {
+      const last = this.states.at(-1);
+      return `timed out waiting for ${what} (${this.messages.length} messages, state ${last?.state} ${last?.transport} ${last?.reason ?? ''})`;
+    }, timeoutMs);
   }
 }

@@ -4,6 +4,7 @@
  * a reader to check what edgepush wrote into Kafka, and small probes of a running edgepush.
  */
 import { Kafka, Partitioners, logLevel, type Message, type PartitionerArgs } from 'kafkajs';
+import { afterAll, afterEach, beforeAll } from 'vitest';
 import { kafkaAvailability, startKafka, type KafkaBroker } from '../kafka/broker.mjs';
 import { KafkaSource } from '../../src/kafka/kafka-source.js';
 import type { ServerOptions } from '../../src/config.js';
@@ -255,4 +256,22 @@ export class Resources {
     this.cleanup();
     await Promise.allSettled(this.#closing.splice(0));
   }
+}
+
+/**
+ * The hooks of a suite that runs against a broker of its own: started once for the describe block
+ * (`started` receives it and a plain client), the test's servers and clients cleaned up after each
+ * test, and everything settled before the broker stops. Call it inside the describe block.
+ */
+export function useKafkaBroker(version: string, res: Resources, started: (broker: KafkaBroker, kafka: Kafka) => void): void {
+  let broker: KafkaBroker | undefined;
+  beforeAll(async () => {
+    broker = await startKafka({ version });
+    started(broker, plainKafka(broker));
+  }, BROKER_START_TIMEOUT_MS);
+  afterEach(() => res.cleanup());
+  afterAll(async () => {
+    await res.settle();
+    await broker?.stop();
+  }, 60_000);
 }

@@ -3,6 +3,7 @@
  * records what it received and its latest cursor; tests await conditions on it (no sleeps).
  */
 import { EventEmitter } from 'node:events';
+import { waitForChange } from './wait-for-change.js';
 
 export interface ReceivedMessage {
   channel: string;
@@ -56,23 +57,7 @@ export abstract class BaseTestClient extends EventEmitter implements TestClient 
   }
 
   waitFor(predicate: () => boolean, what: string, timeoutMs = 30_000): Promise<void> {
-    if (predicate()) return Promise.resolve();
-    return new Promise((resolve, reject) => {
-      const check = (): void => {
-        if (!predicate()) return;
-        cleanup();
-        resolve();
-      };
-      const timer = setTimeout(() => {
-        cleanup();
-        reject(new Error(`timed out waiting for ${what} (received ${this.received.length} messages, ended: ${JSON.stringify(this.ended)})`));
-      }, timeoutMs);
-      const cleanup = (): void => {
-        clearTimeout(timer);
-        this.off('change', check);
-      };
-      this.on('change', check);
-    });
+    return waitForChange(this, predicate, () => `timed out waiting for ${what} (received ${this.received.length} messages, ended: ${JSON.stringify(this.ended)})`, timeoutMs);
   }
 
   abstract drop(): void;

@@ -1,16 +1,15 @@
 // The broker stops and comes back during a stream (docs/kafka.md, "When Kafka is down"): clients
 // stay connected, publishing answers 503 unavailable within publishTimeout, and once the broker is
 // back every record produced is delivered, none twice.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
-  BROKER_START_TIMEOUT_MS,
   Resources,
   createTopics,
   idsOf,
   kafkaAvail,
   kafkaSuiteTitle,
   plainKafka,
-  startKafka,
+  useKafkaBroker,
   type KafkaBroker,
 } from '../helpers/kafka.js';
 import type { SseTestClient } from '../helpers/sse-client.js';
@@ -23,13 +22,7 @@ describe.skipIf(!kafkaAvail.ok)(kafkaSuiteTitle(`Kafka ${KAFKA_VERSIONS.latest} 
   let broker: KafkaBroker;
   const res = new Resources();
 
-  beforeAll(async () => {
-    broker = await startKafka({ version: KAFKA_VERSIONS.latest });
-  }, BROKER_START_TIMEOUT_MS);
-  afterAll(async () => {
-    await res.settle();
-    await broker?.stop();
-  }, 60_000);
+  useKafkaBroker(KAFKA_VERSIONS.latest, res, (started) => (broker = started));
 
   it('clients stay connected, publish answers 503 unavailable, and every record produced around the outage arrives once', async () => {
     const kafka = plainKafka(broker, 'before-outage');

@@ -2,11 +2,10 @@
 // and the WebSocket publish op produce to publishTopic, keyed by the channel, with JSON values; the
 // ids in the reply are the Kafka positions subscribers see; retries with the same idempotency key
 // publish once. What went into Kafka is checked with a plain kafkajs consumer, not with edgepush.
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { Kafka } from 'kafkajs';
 import type { RunningServer } from '../../src/start.js';
 import {
-  BROKER_START_TIMEOUT_MS,
   Resources,
   createTopics,
   idsOf,
@@ -16,7 +15,7 @@ import {
   plainKafka,
   readTopic,
   recordCount,
-  startKafka,
+  useKafkaBroker,
   type KafkaBroker,
 } from '../helpers/kafka.js';
 import { publish } from '../helpers/server.js';
@@ -49,15 +48,10 @@ describe.skipIf(!kafkaAvail.ok)(kafkaSuiteTitle(`publishing into Kafka ${KAFKA_V
     return { server, topic };
   }
 
-  beforeAll(async () => {
-    broker = await startKafka({ version: KAFKA_VERSIONS.latest });
-    kafka = plainKafka(broker);
-  }, BROKER_START_TIMEOUT_MS);
-  afterEach(() => res.cleanup());
-  afterAll(async () => {
-    await res.settle();
-    await broker?.stop();
-  }, 60_000);
+  useKafkaBroker(KAFKA_VERSIONS.latest, res, (started, client) => {
+    broker = started;
+    kafka = client;
+  });
 
   it('POST /v1/publish produces to publishTopic keyed by channel; subscribers see the ids of the reply', async () => {
     const { server, topic } = await setup();

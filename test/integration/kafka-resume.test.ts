@@ -2,11 +2,10 @@
 // rings is served by reading the log back (deep resume), on every transport; what Kafka no longer
 // holds, or a range over deepResumeMaxRecords, is named in a reset notice; and a new edgepush node
 // on the same cluster and topics (same epoch) resumes an old cursor exactly.
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { Kafka } from 'kafkajs';
 import type { ServerOptions } from '../../src/config.js';
 import {
-  BROKER_START_TIMEOUT_MS,
   Resources,
   TRANSPORTS,
   consumedUpTo,
@@ -18,7 +17,7 @@ import {
   kafkaSourceOf,
   kafkaSuiteTitle,
   plainKafka,
-  startKafka,
+  useKafkaBroker,
   type KafkaBroker,
   type Produced,
   type Transport,
@@ -65,15 +64,10 @@ describe.skipIf(!kafkaAvail.ok)(kafkaSuiteTitle(`resume from Kafka ${KAFKA_VERSI
 
   const got = (client: TestClient): Array<{ id: string; data: unknown }> => client.received.map((m) => ({ id: m.id, data: m.data }));
 
-  beforeAll(async () => {
-    broker = await startKafka({ version: KAFKA_VERSIONS.latest });
-    kafka = plainKafka(broker);
-  }, BROKER_START_TIMEOUT_MS);
-  afterEach(() => res.cleanup());
-  afterAll(async () => {
-    await res.settle();
-    await broker?.stop();
-  }, 60_000);
+  useKafkaBroker(KAFKA_VERSIONS.latest, res, (started, client) => {
+    broker = started;
+    kafka = client;
+  });
 
   for (const transport of TRANSPORTS) {
     it(`${transport}: a cursor 200 messages behind a ring of ${RING} gets all 200 from Kafka, in order, once, without a reset`, async () => {

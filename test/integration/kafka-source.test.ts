@@ -3,10 +3,9 @@
 // rules of docs/kafka.md — market data by template, a vehicle feed split into one channel per
 // vehicle, key / header / prefix routing — and records a rule cannot apply to are skipped and
 // counted without stopping anything. A smoke test repeats the market-data round trip on Kafka 3.9.
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { Kafka } from 'kafkajs';
 import {
-  BROKER_START_TIMEOUT_MS,
   Resources,
   TRANSPORTS,
   badRecordsTotal,
@@ -17,7 +16,7 @@ import {
   kafkaAvail,
   kafkaSuiteTitle,
   plainKafka,
-  startKafka,
+  useKafkaBroker,
   type KafkaBroker,
   type Produced,
 } from '../helpers/kafka.js';
@@ -80,15 +79,10 @@ describe.skipIf(!kafkaAvail.ok)(kafkaSuiteTitle(`edgepush consuming Kafka ${KAFK
   let kafka: Kafka;
   const res = new Resources();
 
-  beforeAll(async () => {
-    broker = await startKafka({ version: KAFKA_VERSIONS.latest });
-    kafka = plainKafka(broker);
-  }, BROKER_START_TIMEOUT_MS);
-  afterEach(() => res.cleanup());
-  afterAll(async () => {
-    await res.settle();
-    await broker?.stop();
-  }, 60_000);
+  useKafkaBroker(KAFKA_VERSIONS.latest, res, (started, client) => {
+    broker = started;
+    kafka = client;
+  });
 
   it('market data: a client of US/NASDAQ/AAPL gets only those records, in order, with <partition>-<offset> ids, on every transport', async () => {
     await createTopics(kafka, [{ topic: 'prices', numPartitions: 3 }]);
@@ -278,13 +272,7 @@ describe.skipIf(!kafkaAvail.ok)(kafkaSuiteTitle(`edgepush consuming Kafka ${KAFK
   let broker: KafkaBroker;
   const res = new Resources();
 
-  beforeAll(async () => {
-    broker = await startKafka({ version: KAFKA_VERSIONS.previous });
-  }, BROKER_START_TIMEOUT_MS);
-  afterAll(async () => {
-    await res.settle();
-    await broker?.stop();
-  }, 60_000);
+  useKafkaBroker(KAFKA_VERSIONS.previous, res, (started) => (broker = started));
 
   it('market data round trip: produce → route → SSE and WebSocket, and publish → Kafka → subscriber', async () => {
     const kafka = plainKafka(broker);
