@@ -25,6 +25,7 @@ import {
 import { DeltaRebuilder, type WireEnvelope } from './delta-rebuild.js';
 import { nowMs } from './ipc.js';
 import { round2 } from './tally.js';
+import { openInBatches } from './open-in-batches.js';
 
 /** Hard stop in case the parent forgets us; the parent's own watchdog is shorter. */
 const CHILD_WATCHDOG_MS = 150_000;
@@ -219,20 +220,8 @@ async function open(command: FanoutOpen): Promise<void> {
   const opener = cmd.transport === 'ws' ? openWs : openSse;
   const all = groups.flatMap((g) => g.subs.map((sub, i) => ({ g, sub, first: i === 0 })));
   const started = performance.now();
-  let failed = 0;
-  let firstError: string | undefined;
-  for (let i = 0; i < all.length; i += cmd.openConcurrency) {
-    const batch = all.slice(i, i + cmd.openConcurrency).map(({ g, sub, first }) =>
-      Promise.race([opener(g, sub, first), new Promise<never>((_, reject) => setTimeout(() => reject(new Error('open timed out')), cmd.openTimeoutMs).unref())]),
-    );
-    for (const result of await Promise.allSettled(batch)) {
-      if (result.status === 'fulfilled') closers.push(result.value);
-      else {
-        failed++;
-        firstError ??= String((result.reason as Error).message ?? result.reason);
-      }
-    }
-  }
+  const { opened, failed, firstError } = await openInBatches(all, cmd.openConcurrency, cmd.openTimeoutMs, ({ g, sub, first }) => opener(g, sub, first));
+  closers.push(...opened);
   const report: FanoutReady = { type: 'ready', opened: closers.length, failed, openMs: Math.round(performance.now() - started) };
   if (firstError !== undefined) report.firstError = firstError;
   cpuAtReady = process.cpuUsage();

@@ -7,6 +7,7 @@ import http from 'node:http';
 import WebSocket, { type RawData } from 'ws';
 import type { DrainCommand, FromClient, OpenCommand, ReadyReport, ResultReport, ToClient } from './ipc.js';
 import { Subscriber, Tally } from './tally.js';
+import { openInBatches } from './open-in-batches.js';
 
 /** Hard stop in case the parent forgets us; the parent's own watchdog is shorter. */
 const CHILD_WATCHDOG_MS = 140_000;
@@ -176,23 +177,9 @@ async function open(cmd: OpenCommand): Promise<void> {
   tally = t;
   const subs = Array.from({ length: cmd.subscribers }, (_, i) => new Subscriber(`bench/${i % cmd.channels}`, cmd.messagesPerChannel));
   const started = performance.now();
-  let failed = 0;
-  let firstError: string | undefined;
   const opener = OPENERS[cmd.transport];
-  const withTimeout = (promise: Promise<Connection>): Promise<Connection> =>
-    Promise.race([promise, new Promise<never>((_, reject) => setTimeout(() => reject(new Error('open timed out')), cmd.openTimeoutMs).unref())]);
-  // Parallel batches: quick setup without a SYN flood on the server's accept queue.
-  for (let i = 0; i < subs.length; i += cmd.openConcurrency) {
-    const batch = subs.slice(i, i + cmd.openConcurrency);
-    const results = await Promise.allSettled(batch.map((sub) => withTimeout(opener(cmd, sub, t))));
-    for (const result of results) {
-      if (result.status === 'fulfilled') connections.push(result.value);
-      else {
-        failed++;
-        firstError ??= String((result.reason as Error).message ?? result.reason);
-      }
-    }
-  }
+  const { opened, failed, firstError } = await openInBatches(subs, cmd.openConcurrency, cmd.openTimeoutMs, (sub) => opener(cmd, sub, t));
+  connections.push(...opened);
   const report: ReadyReport = { type: 'ready', opened: connections.length, failed, openMs: Math.round(performance.now() - started) };
   if (firstError !== undefined) report.firstError = firstError;
   cpuAtReady = process.cpuUsage();
