@@ -12,7 +12,7 @@ import { ChannelEngine } from './engine/engine.js';
 import { createMetrics } from './metrics.js';
 import { packageRoot } from './package-root.js';
 import { Publisher } from './publish/publisher.js';
-import { DeepResume } from './engine/deep-resume.js';
+import { DeepResume, isRangeSource } from './engine/deep-resume.js';
 import { kafkaOptionsOf } from './kafka/kafka-options.js';
 import { KafkaSource } from './kafka/kafka-source.js';
 import { createLogger } from './logger.js';
@@ -59,7 +59,7 @@ export async function startServer(options: ServerOptions, extras: StartExtras = 
   const metrics = createMetrics(engine);
   const publisher = new Publisher(source, { maxMessageBytes: options.maxMessageBytes, idempotencyTtl: options.idempotencyTtl }, metrics.published);
   const publicDir = extras.publicDir === false ? undefined : (extras.publicDir ?? join(packageRoot(), 'public'));
-  const deep = source instanceof KafkaSource ? new DeepResume(engine, source, router, log) : undefined;
+  const deep = isRangeSource(source) ? new DeepResume(engine, source, router, log) : undefined;
   const app = await buildServer({ options, engine, publisher, metrics, source, logger: log, ...(deep ? { deep } : {}), ...(publicDir ? { publicDir } : {}) });
 
   engine.onDeliveryError = (error, channel) => app.log.error({ err: error, channel }, 'delivery to a subscriber failed');

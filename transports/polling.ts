@@ -4,16 +4,16 @@
  * (or there is no cursor yet), else holds the request until a message comes or the timeout passes.
  */
 import type { FastifyInstance, FastifyReply } from 'fastify';
+import type { DeltaCodec } from '../src/delta/codec.js';
 import type { Subscriber } from '../src/engine/channel.js';
+import type { DeepResumeResult } from '../src/engine/deep-resume.js';
 import { mergeBacklogs, type ChannelEngine, type ResetNotice, type ResumePoint } from '../src/engine/engine.js';
 import type { Frontier } from '../src/engine/position.js';
 import type { PreparedMessage } from '../src/engine/prepared-message.js';
 import { resolveDeep, type TransportContext } from './context.js';
-import type { DeepResumeResult } from '../src/engine/deep-resume.js';
 import { sendError, toPushError } from './http-errors.js';
 import { pollBody } from './poll-format.js';
 import { channelsParam, deltaParam, numberParam, stringParam } from './request-params.js';
-import type { DeltaCodec } from '../src/delta/codec.js';
 
 interface Answer {
   readonly messages: PreparedMessage[];
@@ -36,15 +36,21 @@ export function collect(engine: ChannelEngine, channels: readonly string[], from
   return { messages, resets, cursor };
 }
 
-/** Messages read back from the log go first; the reply stays within `max` messages. */
+/**
+ * Messages read back from the log go first, then the rings'; the reply stays within `max`. When it
+ * is cut among the ring's messages, the cursor is raised to the end of the range read back: a ring
+ * message's own cursor can lie behind it on those partitions, and the next poll would read the
+ * range again.
+ */
 function withDeep(deep: DeepResumeResult, answer: Answer, max: number): Answer {
   if (deep.messages.length === 0 && deep.resets.length === 0) return answer;
   const resets = [...deep.resets, ...answer.resets];
-  if (deep.messages.length >= max) {
-    const messages = deep.messages.slice(0, max);
-    return { messages, resets, cursor: (messages[max - 1] as PreparedMessage).frontier };
-  }
-  return { messages: [...deep.messages, ...answer.messages.slice(0, max - deep.messages.length)], resets, cursor: answer.messages.length > max - deep.messages.length ? (answer.messages[max - deep.messages.length - 1] as PreparedMessage).frontier : answer.cursor };
+  const all = [...deep.messages, ...answer.messages];
+  if (all.length <= max) return { messages: all, resets, cursor: answer.cursor };
+  const messages = all.slice(0, max);
+  let cursor = (messages[max - 1] as PreparedMessage).frontier;
+  if (max > deep.messages.length && deep.from.kind === 'cursor') cursor = cursor.max(deep.from.cursor);
+  return { messages, resets, cursor };
 }
 
 export function registerPolling(app: FastifyInstance, ctx: TransportContext): void {

@@ -18,6 +18,11 @@ export interface RangeSource {
   readRange(partition: number, afterOffset: number, upToOffset: number): Promise<{ records: LogRecord[]; firstAvailable?: number }>;
 }
 
+/** Whether `source` can serve deep resume (Kafka can; the embedded log keeps no past). */
+export function isRangeSource(source: object): source is RangeSource {
+  return typeof (source as Partial<RangeSource>).readRange === 'function';
+}
+
 export interface DeepResumeResult {
   /** Where the subscription continues after `messages`. */
   readonly from: ResumePoint;
