@@ -58,31 +58,41 @@ describe('deep resume from the log', () => {
     });
   }
 
-  it('long-poll: a reply cut among ring messages never hands back a cursor behind what it read from the log', async () => {
-    // Two partitions: 'a/slow' on 0 keeps its few early messages in its ring; 'b/busy' on 1 has
-    // many, most evicted. A ring message of a/slow carries the node's cursor from back then, which is
-    // behind b/busy's read-back range on partition 1: handing it back would make the next poll read
-    // that range again.
-    const log = new RetainedLog(2, (channel) => (channel.startsWith('a/') ? 0 : 1));
-    const server = await start(log);
-    const first = open('poll')(server.url, ['a/slow', 'b/busy']);
-    await first.ready;
-    const cursor = first.cursor as string;
-    first.drop();
-    await publish(server.url, [0, 1, 2].map((n) => ({ channel: 'a/slow', data: `a${n}` })));
-    // 18: 13 evicted from the ring of 5, read back in replies of 7 and 6, so the second reply is cut
-    // right at a0, a ring message of the other partition.
-    await publish(server.url, Array.from({ length: 18 }, (_, n) => ({ channel: 'b/busy', data: `b${n}` })));
-    const back = open('poll')(server.url, ['a/slow', 'b/busy'], { cursor });
-    await back.waitFor(() => back.received.length >= 21, 'all 21 messages');
-    await publish(server.url, [{ channel: 'b/busy', data: 'live' }]);
-    await back.waitFor(() => back.received.some((m) => m.data === 'live'), 'the live message');
-    const data = back.received.map((m) => m.data);
-    expect(new Set(data).size).toBe(data.length);
-    expect(data.filter((d) => String(d).startsWith('a'))).toEqual(['a0', 'a1', 'a2']);
-    expect(data.filter((d) => String(d).startsWith('b'))).toEqual(Array.from({ length: 18 }, (_, n) => `b${n}`));
-    expect(back.resets).toEqual([]);
-  });
+  for (const transport of Object.keys(transports)) {
+    it(`${transport}: two partitions, one channel's old ring messages behind the other's read-back range: each message once`, async () => {
+      // Two partitions: 'a/slow' on 0 keeps its few early messages in its ring; 'b/busy' on 1 has
+      // many, most evicted. A ring message of a/slow carries the node's cursor from back then, which is
+      // behind b/busy's read-back range on partition 1: handing it back (a long-poll reply cut there,
+      // or a stream's next cursor) would make the next resume read that range again.
+      const log = new RetainedLog(2, (channel) => (channel.startsWith('a/') ? 0 : 1));
+      const server = await start(log);
+      const first = open(transport)(server.url, ['a/slow', 'b/busy']);
+      await first.ready;
+      const cursor = first.cursor as string;
+      first.drop();
+      await publish(server.url, [0, 1, 2].map((n) => ({ channel: 'a/slow', data: `a${n}` })));
+      // 18: 13 evicted from the ring of 5, read back in replies of 7 and 6, so the second reply is cut
+      // right at a0, a ring message of the other partition.
+      await publish(server.url, Array.from({ length: 18 }, (_, n) => ({ channel: 'b/busy', data: `b${n}` })));
+      const back = open(transport)(server.url, ['a/slow', 'b/busy'], { cursor });
+      await back.waitFor(() => back.received.length >= 21, 'all 21 messages');
+      await publish(server.url, [{ channel: 'b/busy', data: 'live' }]);
+      await back.waitFor(() => back.received.some((m) => m.data === 'live'), 'the live message');
+      const data = back.received.map((m) => m.data);
+      expect(new Set(data).size).toBe(data.length);
+      expect(data.filter((d) => String(d).startsWith('a'))).toEqual(['a0', 'a1', 'a2']);
+      expect(data.filter((d) => String(d).startsWith('b'))).toEqual(Array.from({ length: 18 }, (_, n) => `b${n}`));
+      expect(back.resets).toEqual([]);
+      // The cursor the client ends with covers everything it got: a resume from it repeats nothing.
+      back.drop();
+      const again = open(transport)(server.url, ['a/slow', 'b/busy'], { cursor: back.cursor as string });
+      await again.ready;
+      await publish(server.url, [{ channel: 'a/slow', data: 'after' }]);
+      await again.waitFor(() => again.received.length >= 1, 'the message after the resume');
+      expect(again.received.map((m) => m.data)).toEqual(['after']);
+      expect(again.resets).toEqual([]);
+    });
+  }
 
   it('answers records lost to retention with a reset naming the loss, then what is still held', async () => {
     const log = new RetainedLog();
