@@ -21,6 +21,12 @@ const GOODBYE_GRACE_MS = 5_000;
 class SseStream implements SessionSink {
   readonly format = SSE_MESSAGE;
   readonly session: Session;
+  /**
+   * Heartbeats start once the subscriptions exist: before that a stream's idle cursor is the
+   * node's frontier, and a heartbeat during a deep resume would carry the client past what it is
+   * about to be sent.
+   */
+  subscribed = false;
 
   constructor(private readonly res: ServerResponse, private readonly ctx: TransportContext) {
     this.session = new Session(ctx.engine, this, { maxBufferedBytes: ctx.options.maxBufferedBytes });
@@ -51,6 +57,7 @@ export function registerSse(app: FastifyInstance, ctx: TransportContext): void {
     // Streams whose cursors are equal (nearly all) share one Buffer per tick.
     const shared = new Map<string, Buffer>();
     for (const stream of streams) {
+      if (!stream.subscribed) continue;
       const cursor = stream.session.idleCursor()?.toString();
       if (cursor === undefined) continue;
       let bytes = shared.get(cursor);
@@ -111,5 +118,6 @@ export function registerSse(app: FastifyInstance, ctx: TransportContext): void {
     session.replay(mergeBacklogs(recoveries));
     const cursor = session.idleCursor();
     if (cursor) session.writeControl(sseCursor(cursor.toString()));
+    stream.subscribed = true;
   });
 }

@@ -15,6 +15,10 @@ export class RetainedLog implements Source {
   readonly records: LogRecord[] = [];
   /** Range reads served, for tests that check the log was consulted. */
   reads = 0;
+  /** When set, range reads wait for it: a slow log, for tests of what happens meanwhile. */
+  gate: Promise<void> | undefined;
+  /** Called as each range read starts. */
+  onRead: () => void = () => {};
   readonly #next: number[];
   #firstKept = 0;
   #handler: RecordHandler | undefined;
@@ -45,6 +49,8 @@ export class RetainedLog implements Source {
 
   async readRange(partition: number, afterOffset: number, upToOffset: number): Promise<{ records: LogRecord[]; firstAvailable?: number }> {
     this.reads++;
+    this.onRead();
+    await this.gate;
     const records = this.records.filter((r) => r.partition === partition && r.offset > afterOffset && r.offset <= upToOffset && r.offset >= this.#firstKept);
     return afterOffset + 1 < this.#firstKept ? { records, firstAvailable: this.#firstKept } : { records };
   }

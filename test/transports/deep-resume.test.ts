@@ -94,6 +94,31 @@ describe('deep resume from the log', () => {
     });
   }
 
+  it('sse: no heartbeat carries the cursor past a deep resume still reading the log', async () => {
+    const log = new RetainedLog();
+    const server = await startTestServer({ historySize: 5, heartbeatInterval: 0.05 }, { source: log });
+    servers.push(server);
+    const first = open('sse')(server.url, ['slow/a']) as SseTestClient;
+    await first.ready;
+    const cursor = first.cursor as string;
+    first.drop();
+    await publish(server.url, Array.from({ length: 12 }, (_, n) => ({ channel: 'slow/a', data: n })));
+    let release = (): void => {};
+    log.gate = new Promise((resolve) => (release = resolve));
+    const reading = new Promise<void>((resolve) => (log.onRead = resolve));
+    const watcher = open('sse')(server.url, ['slow/other']) as SseTestClient;
+    await watcher.ready;
+    const resuming = open('sse')(server.url, ['slow/a'], { cursor }) as SseTestClient;
+    await reading;
+    // Several heartbeat ticks pass (the watcher's stream counts them) while the log is being read.
+    const ticks = watcher.events.filter((e) => e === 'id').length;
+    await watcher.waitFor(() => watcher.events.filter((e) => e === 'id').length >= ticks + 3, 'three heartbeats');
+    release();
+    await resuming.waitFor(() => resuming.received.length >= 12, 'the 12 missed messages');
+    expect(resuming.events.indexOf('id')).toBeGreaterThan(resuming.events.indexOf('message'));
+    expect(resuming.received.map((m) => m.data)).toEqual(Array.from({ length: 12 }, (_, n) => n));
+  });
+
   it('answers records lost to retention with a reset naming the loss, then what is still held', async () => {
     const log = new RetainedLog();
     const server = await start(log);
