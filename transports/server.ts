@@ -70,7 +70,8 @@ export async function buildServer(parts: ServerParts): Promise<FastifyInstance> 
   app.setErrorHandler((error, request, reply) => {
     const pushError = toPushError(error);
     if (pushError.code === 'internal') request.log.error({ err: error }, 'request failed');
-    else metrics.badInput('http', pushError.code);
+    // Only what the client got wrong counts as bad input; an outage (503) does not.
+    else if (pushError.status < 500) metrics.badInput('http', pushError.code);
     return sendError(reply, pushError);
   });
   app.setNotFoundHandler((request, reply) => sendError(reply, new PushError('not_found', `no route ${request.method} ${request.url.split('?')[0]}`)));

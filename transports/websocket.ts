@@ -84,9 +84,10 @@ class WebSocketConnection implements SessionSink {
     let parsed: unknown;
     try {
       if (isBinary) throw new PushError('unsupported_frame', 'binary frames are not accepted; send JSON text frames');
-      parsed = parseJsonFrame(rawText(data));
+      // Size first: a frame that will be refused is not worth parsing.
       const limit = this.ctx.options.maxMessageBytes + FRAME_OVERHEAD_BYTES;
       if (rawLength(data) > limit) throw new PushError('message_too_large', `frame is ${rawLength(data)} bytes, the limit is ${limit}`);
+      parsed = parseJsonFrame(rawText(data));
       this.run(parseClientOp(parsed));
     } catch (error) {
       this.fail(error, opIdOf(parsed));
@@ -96,7 +97,8 @@ class WebSocketConnection implements SessionSink {
   fail(error: unknown, id: string | undefined, channel?: string): void {
     const pushError = toPushError(error);
     if (pushError.code === 'internal') this.ctx.log.error({ err: error }, 'websocket op failed');
-    this.ctx.metrics.badInput('ws', pushError.code);
+    // Only what the client got wrong counts as bad input; an outage (503) or a server error does not.
+    if (pushError.status < 500) this.ctx.metrics.badInput('ws', pushError.code);
     const op: ServerOp = { op: 'error', code: pushError.code, message: pushError.message };
     if (id !== undefined) op.id = id;
     if (channel !== undefined) op.channel = channel;
