@@ -22,5 +22,13 @@ echo "installing: ${missing[*]}"
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
 export DEBIAN_FRONTEND=noninteractive
-$sudo apt-get update -qq
-$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# A registry that hiccups once should not fail the run: three attempts, then give up loudly.
+for attempt in 1 2 3; do
+  if $sudo apt-get update -qq && $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null; then
+    exit 0
+  fi
+  echo "apt-get failed (attempt $attempt of 3)" >&2
+  sleep $((attempt * 10))
+done
+echo "could not install: ${missing[*]}" >&2
+exit 1
