@@ -59,7 +59,8 @@ export class KafkaBackend {
   ) {}
 
   static async connect(bootstrap: string, topic: string, partitions: number, base = 0): Promise<KafkaBackend> {
-    const producer = kafkaClient(bootstrap, `backend-${topic}`).producer({ createPartitioner: Partitioners.DefaultPartitioner, allowAutoTopicCreation: false });
+    // Idempotent: retried sends around a node or broker restart must not duplicate records.
+    const producer = kafkaClient(bootstrap, `backend-${topic}`).producer({ createPartitioner: Partitioners.DefaultPartitioner, allowAutoTopicCreation: false, idempotent: true, maxInFlightRequests: 1 });
     await producer.connect();
     return new KafkaBackend(producer, topic, partitions, base);
   }

@@ -34,7 +34,9 @@ async function createTopic(kafka: Kafka, topic: string, numPartitions: number): 
 }
 
 async function produce(kafka: Kafka, topic: string, messages: Array<{ key: string; value: string }>): Promise<void> {
-  const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });
+  // Idempotent: a send retried by kafkajs just after a broker restart (the first attempt may have
+  // been written already) must not leave a duplicate record in the topic.
+  const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner, idempotent: true, maxInFlightRequests: 1 });
   await producer.connect();
   try {
     const results = await producer.send({ topic, messages, acks: -1 });
