@@ -51,7 +51,13 @@ describe.skipIf(!available)(`demo pages in Chromium${available ? '' : ` (skipped
     try {
       await page.goto(`${server.url}/?transport=${option}`);
       // A string predicate: it runs in the page, and this project's TypeScript has no DOM types.
-      await page.waitForFunction("Number(document.getElementById('count')?.textContent) >= 5", undefined, { timeout: 30_000 });
+      // The demo feed moves a random few tickers each tick: wait until most of the board shows prices
+      // (what the assertions below check), not merely until some messages came.
+      await page.waitForFunction(
+        "Number(document.getElementById('count')?.textContent) >= 5 && [...document.querySelectorAll('#board tr td:nth-child(3)')].filter((c) => c.textContent !== '–').length > 6",
+        undefined,
+        { timeout: 30_000 },
+      );
       expect(await page.textContent('#state')).toBe('connected');
       expect(await page.textContent('#via')).toBe(expected);
       const prices = await page.$$eval('#board tr td:nth-child(3)', (cells) => cells.map((c) => c.textContent));
