@@ -22,8 +22,9 @@ import {
   type GroupResult,
   type ToFanoutClient,
 } from './delta-fanout-ipc.js';
-import { DeltaRebuilder, type WireEnvelope } from './delta-rebuild.js';
-import { nowMs } from './ipc.js';
+import { DeltaDecoder } from '../test/helpers/delta-decoder.js';
+import type { ReceivedMessage } from '../test/helpers/test-client.js';
+import { guardChildProcess, nowMs } from './ipc.js';
 import { round2 } from './tally.js';
 import { openInBatches } from './open-in-batches.js';
 
@@ -33,11 +34,7 @@ const DUPLICATE_GRACE_MS = 200;
 /** Enough of a WebSocket frame to hold op, channel, id, ts and the start of the next field. */
 const HEAD_BYTES = 160;
 
-setTimeout(() => {
-  process.stderr.write('delta-fanout-client: watchdog fired, exiting\n');
-  process.exit(3);
-}, CHILD_WATCHDOG_MS).unref();
-process.on('disconnect', () => process.exit(4));
+guardChildProcess('delta-fanout-client', CHILD_WATCHDOG_MS);
 
 interface Sub {
   /** Offset of the last message received, -1 before the priming message. */
@@ -60,7 +57,7 @@ class Group {
   fullFrames = 0;
   bytes = 0;
   burst = 0;
-  readonly rebuilder = new DeltaRebuilder();
+  readonly rebuilder = new DeltaDecoder();
   verifiedCount = 0;
   verifyError: string | undefined;
 
@@ -137,7 +134,7 @@ function record(g: Group, sub: Sub, first: boolean, s: string, at: number, frame
 function verify(g: Group, text: string): void {
   if (g.verifyError !== undefined) return;
   try {
-    const data = JSON.stringify(g.rebuilder.apply(JSON.parse(text) as WireEnvelope));
+    const data = JSON.stringify(g.rebuilder.apply(JSON.parse(text) as ReceivedMessage));
     const want = expectedTexts[g.verifiedCount];
     if (data !== want) g.verifyError = `message ${g.verifiedCount} rebuilt to ${data.slice(0, 120)}, published ${want?.slice(0, 120)}`;
     g.verifiedCount++;

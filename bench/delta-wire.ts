@@ -9,7 +9,8 @@
 import http from 'node:http';
 import WebSocket, { type RawData } from 'ws';
 import type { Dataset } from './delta-datasets.js';
-import { DeltaRebuilder, type WireEnvelope } from './delta-rebuild.js';
+import { DeltaDecoder } from '../test/helpers/delta-decoder.js';
+import type { ReceivedMessage } from '../test/helpers/test-client.js';
 import { round2 } from './tally.js';
 
 export const MODES = ['none', 'json-patch', 'vcdiff'] as const;
@@ -28,7 +29,7 @@ interface Received {
   bytes: number;
   /** `bytes` plus transport framing: the WebSocket frame header (SSE: counted per stream instead). */
   wireBytes: number;
-  envelope: WireEnvelope;
+  envelope: ReceivedMessage;
 }
 
 class WireSubscriber {
@@ -46,7 +47,7 @@ class WireSubscriber {
 
   push(bytes: number, wireBytes: number, text: string): void {
     try {
-      this.received.push({ bytes, wireBytes, envelope: JSON.parse(text) as WireEnvelope });
+      this.received.push({ bytes, wireBytes, envelope: JSON.parse(text) as ReceivedMessage });
     } catch (error) {
       this.error ??= error as Error;
     }
@@ -169,7 +170,7 @@ function mismatch(sub: WireSubscriber, dataset: Dataset, ids: string[]): string 
     expected.set(m.channel, list);
   });
   const next = new Map<string, number>();
-  const rebuilder = new DeltaRebuilder();
+  const rebuilder = new DeltaDecoder();
   for (const { envelope } of sub.received) {
     const at = next.get(envelope.channel) ?? 0;
     next.set(envelope.channel, at + 1);

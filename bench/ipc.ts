@@ -73,3 +73,15 @@ export type FromClient = ReadyReport | ResultReport;
 export function nowMs(): number {
   return performance.timeOrigin + performance.now();
 }
+
+/**
+ * For a forked load generator: exit by itself after `ms` in case the parent forgets it (code 3),
+ * and at once when the parent dies or closes the channel, as nothing is left to report to (code 4).
+ */
+export function guardChildProcess(name: string, ms: number): void {
+  setTimeout(() => {
+    process.stderr.write(`${name}: watchdog fired, exiting\n`);
+    process.exit(3);
+  }, ms).unref();
+  process.on('disconnect', () => process.exit(4));
+}

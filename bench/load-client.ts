@@ -5,7 +5,7 @@
  */
 import http from 'node:http';
 import WebSocket, { type RawData } from 'ws';
-import type { DrainCommand, FromClient, OpenCommand, ReadyReport, ResultReport, ToClient } from './ipc.js';
+import { guardChildProcess, type DrainCommand, type FromClient, type OpenCommand, type ReadyReport, type ResultReport, type ToClient } from './ipc.js';
 import { Subscriber, Tally } from './tally.js';
 import { openInBatches } from './open-in-batches.js';
 
@@ -16,12 +16,7 @@ const DUPLICATE_GRACE_MS = 300;
 const POLL_TIMEOUT_S = 25;
 const MAX_POLL_RETRIES = 5;
 
-setTimeout(() => {
-  process.stderr.write('load-client: watchdog fired, exiting\n');
-  process.exit(3);
-}, CHILD_WATCHDOG_MS).unref();
-// The parent died or closed the channel: nothing left to report to.
-process.on('disconnect', () => process.exit(4));
+guardChildProcess('load-client', CHILD_WATCHDOG_MS);
 
 function send(message: FromClient): void {
   process.send?.(message);

@@ -8,6 +8,8 @@
  */
 import { decode } from '@ably/vcdiff-decoder';
 import { encodeVcdiff } from '../src/delta/vcdiff-encoder.js';
+// Seeded, so runs are comparable across machines and commits.
+import { mulberry32 } from './delta-datasets.js';
 
 const TIME_BUDGET_MS = 1000;
 const MAX_ENCODES = 200_000;
@@ -16,18 +18,6 @@ const WARMUP_MS = 200;
 interface Pair {
   source: Uint8Array;
   target: Uint8Array;
-}
-
-// Deterministic so runs are comparable across machines and commits.
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 const utf8 = new TextEncoder();

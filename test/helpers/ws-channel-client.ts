@@ -3,11 +3,10 @@
  * cursor of each message of that channel. (ws-client.ts keeps a single cursor for the socket, which
  * is only safe when nothing flows between two subscribe replies; with a live Kafka stream, it does.)
  *
- * protocol.md lets a client apply a message's cursor to every channel subscribed on the socket.
- * This client deliberately does not: after a resume on a node that is behind, the server may send a
- * message of one channel with a cursor behind the cursor handed in for another channel (the floor is
- * per subscription; see the final report of the multi-node work), and applying it there would make
- * that channel's cursor move backwards and cause duplicates. Per-channel cursors are always safe.
+ * This is what docs/protocol.md prescribes for WebSocket: a message's cursor is valid for its own
+ * channel. After a resume on a node that is behind, a message of one channel may carry a cursor
+ * behind the one handed in for another channel (the floor is per subscription); applying it there
+ * would move that channel's cursor backwards and cause duplicates.
  *
  * `cursor` is an opaque resume token for this client only: the per-channel cursors as JSON, to be
  * handed back to the constructor.
