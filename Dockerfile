@@ -1,6 +1,6 @@
 # edgepush: multi-stage build; the runtime image holds only production dependencies and dist/.
 
-FROM node:22-bookworm-slim AS build
+FROM node:24-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json tsconfig.json tsconfig.build.json tsconfig.client.json ./
 COPY src ./src
@@ -9,7 +9,7 @@ COPY public ./public
 # npm ci runs the prepare script: TypeScript into dist/, and the browser client into public/.
 RUN npm ci
 
-FROM node:22-bookworm-slim
+FROM node:24-bookworm-slim
 ENV NODE_ENV=production
 WORKDIR /app
 COPY package.json package-lock.json ./

@@ -1,5 +1,8 @@
 import { defineConfig } from 'vitest/config';
 
+// The test log must say which Node the suite ran on (supported: 22.22+ and 24 LTS).
+console.log(`node ${process.version}`);
+
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],

@@ -3,7 +3,7 @@
  * source compiles for browsers and Node. Anything missing can be injected through the options.
  */
 
-/** The subset of the WHATWG WebSocket API the client uses (browsers' WebSocket, the `ws` package). */
+/** The subset of the WHATWG WebSocket API the client uses (browsers' and Node 22+'s global, the `ws` package). */
 export interface WebSocketLike {
   readonly readyState: number;
   onopen: ((event: unknown) => void) | null;
@@ -35,6 +35,7 @@ const host = globalThis as unknown as {
   crypto?: { randomUUID?: () => string; getRandomValues?: (array: Uint8Array) => Uint8Array };
 };
 
+/** Read at each client's construction, so a WebSocket installed on globalThis later is still found. */
 export function globalWebSocket(): WebSocketConstructor | undefined {
   return host.WebSocket;
 }

@@ -44,7 +44,7 @@ export interface EdgePushOptions {
   readonly demoteAfter?: number;
   /** Publish retries on network errors, 429 and 5xx (same Idempotency-Key each time). Default 5. */
   readonly publishRetries?: number;
-  /** A WebSocket implementation; required in Node 20 (e.g. the `ws` package). */
+  /** A WebSocket class; defaults to the global one (browsers, Node 22+). Pass one to use another, e.g. `ws`'s. */
   readonly WebSocket?: WebSocketConstructor;
   /** A fetch implementation; defaults to the global one. */
   readonly fetch?: typeof fetch;
@@ -74,9 +74,9 @@ const ALL_TRANSPORTS: readonly TransportName[] = ['ws', 'sse', 'poll'];
 export function resolveOptions(options: EdgePushOptions): ResolvedOptions {
   const WebSocket = options.WebSocket ?? globalWebSocket();
   let transports = (options.transports ?? ALL_TRANSPORTS).filter((t) => ALL_TRANSPORTS.includes(t));
-  // No WebSocket implementation (Node 20 without `ws`): skip it rather than fail every first attempt.
+  // No WebSocket here and none injected (an older runtime): skip it rather than fail every first attempt.
   if (!WebSocket) transports = transports.filter((t) => t !== 'ws');
-  if (transports.length === 0) throw new TypeError('edgepush: no usable transport (Node 20 needs the WebSocket option for "ws")');
+  if (transports.length === 0) throw new TypeError('edgepush: no usable transport ("ws" needs a global WebSocket or the WebSocket option)');
   const heartbeatInterval = options.heartbeatInterval ?? 15_000;
   return {
     transports,

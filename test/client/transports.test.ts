@@ -3,13 +3,13 @@
  * `transports: [name]`, through a TCP proxy that cuts every connection on demand: every message
  * exactly once and in order across disconnects, deltas rebuilt exactly, resets surfaced.
  */
-import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EdgePush, type EdgePushOptions, type TransportName } from '../../src/client/index.js';
 import type { RunningServer } from '../../src/start.js';
 import { ClientWatch } from '../helpers/client-watch.js';
 import { publish, startTestServer } from '../helpers/server.js';
 import { TcpProxy } from '../helpers/tcp-proxy.js';
+import { waitForChange } from '../helpers/wait-for-change.js';
 
 const TRANSPORTS: TransportName[] = ['ws', 'sse', 'poll'];
 
@@ -17,7 +17,6 @@ const TRANSPORTS: TransportName[] = ['ws', 'sse', 'poll'];
 function open(url: string, transport: TransportName, extra: EdgePushOptions = {}): { client: EdgePush; watch: ClientWatch } {
   const client = new EdgePush(url, {
     transports: [transport],
-    WebSocket: WebSocket as never,
     heartbeatInterval: 200,
     backoff: { initialDelay: 20, maxDelay: 200 },
     rememberTransport: false,
@@ -65,6 +64,7 @@ describe('client library in Node', () => {
       for (let round = 0; round < rounds; round++) {
         await publish(server.url, batch(20));
         await watch.waitFor(() => watch.messages.length >= sent, `round ${round}: ${sent} messages`);
+        if (transport === 'poll') await waitForChange(proxy, () => proxy.awaitingReply > 0, () => `round ${round}: no poll held`, 10_000);
         const accepted = proxy.accepted;
         proxy.cutAll();
         // Published while the client is down: it must get these on resume.

@@ -3,15 +3,29 @@
  * connection at once (as a network failure would) and refuse new ones for a while (an outage),
  * on any transport, without the client's cooperation.
  */
+import { EventEmitter } from 'node:events';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 
-export class TcpProxy {
+/** Emits 'change' when a client sends bytes, for waitForChange. */
+export class TcpProxy extends EventEmitter {
   readonly #sockets = new Set<Socket>();
+  /** Client connections whose last bytes went to the server: a request the server is holding. */
+  readonly #awaitingReply = new Set<Socket>();
   #down = false;
   /** Connections accepted so far (each reconnect of a client makes at least one). */
   accepted = 0;
 
-  private constructor(private readonly server: Server, readonly url: string) {}
+  private constructor(private readonly server: Server, readonly url: string) {
+    super();
+  }
+
+  /**
+   * Connections with a request sent and not yet answered (a held long-poll). A cut between two
+   * polls breaks nothing the client can see: its HTTP stack sends the next one on a new connection.
+   */
+  get awaitingReply(): number {
+    return this.#awaitingReply.size;
+  }
 
   static async start(targetUrl: string): Promise<TcpProxy> {
     const target = new URL(targetUrl);
@@ -23,6 +37,13 @@ export class TcpProxy {
       proxy.#track(client);
       proxy.#track(upstream);
       client.pipe(upstream).pipe(client);
+      const owner = proxy;
+      client.on('data', () => {
+        owner.#awaitingReply.add(client);
+        owner.emit('change');
+      });
+      upstream.on('data', () => owner.#awaitingReply.delete(client));
+      client.on('close', () => owner.#awaitingReply.delete(client));
       const cut = (): void => {
         client.destroy();
         upstream.destroy();
