@@ -5,13 +5,20 @@
  *
  *   node dist/bench/kafka-latency.js [--mode latency|ingest|all]
  *     latency: --rate 1000 --seconds 20 --ws 100 --sse 100 --channels 10 --payload-bytes 100
- *       A plain kafkajs producer writes `rate` records/s (key = channel) for `seconds`; every
+ *       A plain Kafka producer writes `rate` records/s (key = channel) for `seconds`; every
  *       subscriber follows one channel. Latency is client receive time minus the producer's send
  *       time (same process, same clock): Kafka produce (acks=all) + fetch + edgepush + socket.
  *     ingest: --records 200000 --ingest-channels 20000 --payload-bytes 100
  *       The topic is filled first, then a fresh edgepush reads it all back at start (readBack =
  *       records): how fast one node takes records from Kafka, its CPU per record, and its memory
  *       for that many channels (rings of `historySize` 100, the default).
+ *     deep-resume: --behind 10000
+ *       A WebSocket client takes a cursor on one channel, `behind` + 100 more records arrive on that
+ *       channel (so the cursor is `behind` records older than the ring of 100), and a new client
+ *       subscribes with that cursor: the time from sending `subscribe` to the last backlog message,
+ *       all of it read back from Kafka.
+ *
+ * The broker runs with Kafka's default `group.initial.rebalance.delay.ms` (3 s; `--rebalance-delay`).
  *
  * Bounded: a watchdog kills everything after 10 minutes.
  */
@@ -20,7 +27,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
-import { Kafka, Partitioners, logLevel, type Producer } from 'kafkajs';
+import { Admin, ListOffsetTimestamps, ProduceAcks, Producer, compatibilityPartitioner, stringSerializers } from '@platformatic/kafka';
 import WebSocket from 'ws';
 import type * as BrokerModule from '../test/kafka/broker.mjs';
 import { cpuSeconds, rssKiB, startServerChild, type ServerChild } from './server-process.js';
@@ -39,6 +46,9 @@ const { values: args } = parseArgs({
     'payload-bytes': { type: 'string', default: '100' },
     records: { type: 'string', default: '200000' },
     'ingest-channels': { type: 'string', default: '20000' },
+    behind: { type: 'string', default: '10000' },
+    // Kafka's default is 3000; the test broker runs with 0. Consumer-group joins wait this long.
+    'rebalance-delay': { type: 'string', default: '3000' },
   },
 });
 const num = (key: keyof typeof args): number => Number(args[key]);
@@ -55,23 +65,48 @@ async function main(): Promise<void> {
   const broker: typeof BrokerModule = await import(new URL('../../test/kafka/broker.mjs', import.meta.url).href);
   const availability = broker.kafkaAvailability();
   if (!availability.ok) throw new Error(`no Kafka broker possible here: ${availability.reason}`);
-  const kafkaBroker = await broker.startKafka({ version: 'latest', log: (line) => process.stderr.write(`[kafka] ${line}\n`) });
+  const kafkaBroker = await broker.startKafka({ version: 'latest', properties: { 'group.initial.rebalance.delay.ms': String(args['rebalance-delay']) }, log: (line) => process.stderr.write(`[kafka] ${line}\n`) });
   cleanups.push(() => kafkaBroker.stop());
-  const kafka = new Kafka({ clientId: 'bench', brokers: [kafkaBroker.bootstrap], logLevel: logLevel.NOTHING });
-  const admin = kafka.admin();
-  await admin.connect();
-  await admin.createTopics({ topics: [{ topic: 'latency', numPartitions: PARTITIONS }, { topic: 'ingest', numPartitions: PARTITIONS }], waitForLeaders: true });
-  await admin.disconnect();
-  const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner, allowAutoTopicCreation: false });
-  await producer.connect();
-  cleanups.push(() => producer.disconnect());
+  await createTopics(kafkaBroker.bootstrap, ['latency', 'ingest', 'deep']);
+  // Keys go where Kafka's Java client would put them, as a backend's records would.
+  const producer: BenchProducer = new Producer({ clientId: 'bench', bootstrapBrokers: [kafkaBroker.bootstrap], serializers: stringSerializers, partitioner: compatibilityPartitioner });
+  cleanups.push(() => producer.close());
   const mode = String(args.mode);
   try {
     if (mode === 'latency' || mode === 'all') print(await latency(kafkaBroker.bootstrap, producer));
     if (mode === 'ingest' || mode === 'all') print(await ingest(kafkaBroker.bootstrap, producer));
+    if (mode === 'deep-resume' || mode === 'all') print(await deepResume(kafkaBroker.bootstrap, producer));
   } finally {
     await Promise.allSettled(cleanups.reverse().map((c) => c()));
   }
+}
+
+type BenchProducer = Producer<string, string, string, string>;
+
+/** Creates the topics and waits until every partition has a leader that answers for it. */
+async function createTopics(bootstrap: string, topics: string[]): Promise<void> {
+  const admin = new Admin({ clientId: 'bench-admin', bootstrapBrokers: [bootstrap] });
+  try {
+    await admin.createTopics({ topics, partitions: PARTITIONS, replicas: 1 });
+    const partitions = Array.from({ length: PARTITIONS }, (_, partitionIndex) => ({ partitionIndex, timestamp: ListOffsetTimestamps.LATEST }));
+    const deadline = now() + 15_000;
+    for (;;) {
+      try {
+        await admin.listOffsets({ topics: topics.map((name) => ({ name, partitions })) });
+        return;
+      } catch (error) {
+        if (now() > deadline) throw error;
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    }
+  } finally {
+    await admin.close();
+  }
+}
+
+/** One produce request, acknowledged by all in-sync replicas (acks=all). */
+async function send(producer: BenchProducer, topic: string, messages: Array<{ key: string; value: string }>): Promise<void> {
+  await producer.send({ messages: messages.map((m) => ({ topic, ...m })), acks: ProduceAcks.ALL });
 }
 
 function print(result: unknown): void {
@@ -108,7 +143,7 @@ interface Follower {
   duplicates: number;
 }
 
-async function latency(bootstrap: string, producer: Producer) {
+async function latency(bootstrap: string, producer: BenchProducer) {
   const rate = num('rate');
   const seconds = num('seconds');
   const channels = Array.from({ length: num('channels') }, (_, i) => `bench/${i}`);
@@ -200,7 +235,7 @@ async function latency(bootstrap: string, producer: Producer) {
         seq.set(channel, s + 1);
         messages.push({ key: channel, value: JSON.stringify({ s, t: now(), pad: filler }) });
       }
-      await producer.send({ topic: 'latency', acks: -1, messages });
+      await send(producer, 'latency', messages);
     }
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
@@ -239,7 +274,7 @@ async function metric(url: string, name: string): Promise<number> {
   return Number(new RegExp(`^${name} (\\d+)`, 'm').exec(text)?.[1] ?? NaN);
 }
 
-async function ingest(bootstrap: string, producer: Producer) {
+async function ingest(bootstrap: string, producer: BenchProducer) {
   const records = num('records');
   const channelCount = num('ingest-channels');
   const filler = pad(num('payload-bytes'));
@@ -249,7 +284,7 @@ async function ingest(bootstrap: string, producer: Producer) {
       const channel = `ingest/${i % channelCount}`;
       messages.push({ key: channel, value: JSON.stringify({ s: i, t: 0, pad: filler }) });
     }
-    await producer.send({ topic: 'ingest', acks: -1, messages });
+    await send(producer, 'ingest', messages);
   }
   // Baseline: an idle node on an empty read-back (same topic, readBack 0).
   const idle = await startEdgepush(bootstrap, 'ingest', { readBack: 0 });
@@ -284,6 +319,90 @@ async function ingest(bootstrap: string, producer: Producer) {
     rssMiB: Math.round(rss / 1024),
     idleRssMiB: Math.round(idleRss / 1024),
     bytesPerChannel: Math.round(((rss - idleRss) * 1024) / channelCount),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+
+interface WsOp {
+  op: string;
+  cursor?: string;
+  data?: { s: number };
+  reason?: string;
+}
+
+/** A WebSocket client on one channel that hands every op to `onOp`. */
+function wsFollower(baseUrl: string, subscribe: Record<string, unknown>, onOp: (op: WsOp) => void): Promise<WebSocket> {
+  return new Promise((resolve, reject) => {
+    const socket = new WebSocket(`${baseUrl.replace('http', 'ws')}/v1/ws`);
+    socket.on('error', reject);
+    socket.on('open', () => {
+      socket.send(JSON.stringify({ op: 'subscribe', ...subscribe }));
+      resolve(socket);
+    });
+    socket.on('message', (raw) => onOp(JSON.parse(raw.toString()) as WsOp));
+  });
+}
+
+async function deepResume(bootstrap: string, producer: BenchProducer) {
+  const behind = num('behind');
+  const ring = 100;
+  const channel = 'deep/0';
+  const filler = pad(num('payload-bytes'));
+  const server = await startEdgepush(bootstrap, 'deep', { readBack: 0 });
+  const produce = async (from: number, count: number): Promise<void> => {
+    for (let n = from; n < from + count; n += 5000) {
+      const messages = [];
+      for (let s = n; s < Math.min(from + count, n + 5000); s++) messages.push({ key: channel, value: JSON.stringify({ s, t: 0, pad: filler }) });
+      await send(producer, 'deep', messages);
+    }
+  };
+  // The first client follows the channel to its end; the cursor of message 0 is the one resumed.
+  const total = 1 + behind + ring;
+  let cursor: string | undefined;
+  let seen = 0;
+  let caughtUp!: () => void;
+  const allSeen = new Promise<void>((resolve) => (caughtUp = resolve));
+  let subscribed!: () => void;
+  const live = new Promise<void>((resolve) => (subscribed = resolve));
+  const first = await wsFollower(server.baseUrl, { channel }, (op) => {
+    if (op.op === 'subscribed') subscribed();
+    if (op.op !== 'message') return;
+    if (op.data?.s === 0) cursor = op.cursor;
+    if (++seen === total) caughtUp();
+  });
+  await live;
+  await produce(0, total);
+  await allSeen;
+  first.terminate();
+
+  const started = now();
+  let backlog = 0;
+  let resets = 0;
+  let firstSeq = -1;
+  let done!: () => void;
+  const finished = new Promise<void>((resolve) => (done = resolve));
+  const second = await wsFollower(server.baseUrl, { channel, cursor }, (op) => {
+    if (op.op === 'reset') resets++;
+    if (op.op !== 'message') return;
+    if (firstSeq < 0) firstSeq = op.data?.s ?? -1;
+    if (++backlog === total - 1) done();
+  });
+  const timeout = setTimeout(done, 60_000);
+  await finished;
+  clearTimeout(timeout);
+  const ms = now() - started;
+  second.terminate();
+  await server.stop();
+  return {
+    bench: 'kafka-deep-resume',
+    recordsBehindRing: behind,
+    ring,
+    backlogReceived: backlog,
+    backlogExpected: total - 1,
+    firstSequence: firstSeq,
+    resets,
+    msToLastBacklogMessage: Math.round(ms),
   };
 }
 

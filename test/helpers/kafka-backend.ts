@@ -1,29 +1,95 @@
 /**
- * "A backend that knows only Kafka": a plain kafkajs producer writing JSON records keyed by channel
- * (edgepush's key routing), which also works out each record's edgepush message id from the
- * broker's reply, so tests can check that every node gives a message the id Kafka gave it.
+ * "A backend that knows only Kafka": a plain @platformatic/kafka producer writing JSON records keyed
+ * by channel (edgepush's key routing), which also works out each record's edgepush message id from
+ * the broker's reply, so tests can check that every node gives a message the id Kafka gave it. Also
+ * the plain-client basics the other Kafka helpers share: options, topic creation, partitioning.
  */
-import { Kafka, Partitioners, logLevel, type Producer } from 'kafkajs';
+import { Admin, ListOffsetTimestamps, ProduceAcks, Producer, murmur2, stringSerializers, type BaseOptions, type CreatedTopic } from '@platformatic/kafka';
 
-export function kafkaClient(bootstrap: string, clientId: string): Kafka {
-  return new Kafka({ clientId, brokers: [bootstrap], logLevel: logLevel.NOTHING, retry: { initialRetryTime: 100, retries: 10 } });
+/**
+ * Options of a plain client. Retries back off from 100 ms to 5 s (about half a minute in all), so a
+ * client rides out a broker that is starting or restarting, and still fails a test that is stuck.
+ */
+export function clientOptions(bootstrap: string, clientId: string): BaseOptions {
+  return { clientId, bootstrapBrokers: [bootstrap], retries: 10, retryDelay: (_client, _operation, attempt) => Math.min(5000, 100 * 2 ** (attempt - 1)) };
 }
 
-export async function createTopic(bootstrap: string, topic: string, numPartitions: number): Promise<void> {
-  const admin = kafkaClient(bootstrap, `create-${topic}`).admin();
-  await admin.connect();
+/** Runs `use` with an admin client, closed afterwards whatever happens. */
+export async function withAdmin<T>(bootstrap: string, clientId: string, use: (admin: Admin) => Promise<T>): Promise<T> {
+  const admin = new Admin(clientOptions(bootstrap, clientId));
   try {
-    await admin.createTopics({ topics: [{ topic, numPartitions }], waitForLeaders: true });
+    return await use(admin);
   } finally {
-    await admin.disconnect();
+    await admin.close();
   }
 }
 
-/** The partition Kafka's default (murmur2) partitioner picks for `key`, as Java clients and edgepush do. */
+export interface TopicSpec {
+  readonly topic: string;
+  readonly numPartitions?: number;
+}
+
+/**
+ * Creates the topics and waits until every partition answers a list-offsets request: a new
+ * partition has no leader for a moment, and a loaded broker may still answer "not the leader" just
+ * after electing one (edgepush lists offsets at start, without retrying). Resolves to the broker's
+ * description of the new topics.
+ */
+export async function createTopics(bootstrap: string, topics: readonly TopicSpec[]): Promise<CreatedTopic[]> {
+  return withAdmin(bootstrap, `create-${topics.map((t) => t.topic).join(',')}`, async (admin) => {
+    const created = await admin.createTopics({ topics: topics.map((t) => ({ topic: t.topic, partitions: t.numPartitions ?? 1, replicas: 1 })) });
+    const request = topics.map((t) => ({ name: t.topic, partitions: Array.from({ length: t.numPartitions ?? 1 }, (_, partitionIndex) => ({ partitionIndex, timestamp: ListOffsetTimestamps.LATEST })) }));
+    const deadline = Date.now() + 15_000;
+    for (;;) {
+      try {
+        await admin.listOffsets({ topics: request });
+        return created;
+      } catch (error) {
+        if (Date.now() > deadline) throw error;
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    }
+  });
+}
+
+export async function createTopic(bootstrap: string, topic: string, numPartitions: number): Promise<void> {
+  await createTopics(bootstrap, [{ topic, numPartitions }]);
+}
+
+/**
+ * The partition Kafka's Java client (and edgepush) picks for `key`: murmur2 of the UTF-8 bytes, made
+ * positive by dropping the sign bit, modulo the partition count. (@platformatic/kafka's own default
+ * partitioner makes the hash positive differently, so it puts a key elsewhere.)
+ */
 export function partitionOf(key: string, partitions: number): number {
-  const partitioner = Partitioners.DefaultPartitioner();
-  const partitionMetadata = Array.from({ length: partitions }, (_, partitionId) => ({ partitionId, leader: 1, replicas: [1], isr: [1], offlineReplicas: [], partitionErrorCode: 0 }));
-  return partitioner({ topic: 't', partitionMetadata, message: { key, value: null } });
+  return (murmur2(Buffer.from(key, 'utf8')) & 0x7fffffff) % partitions;
+}
+
+/**
+ * An idempotent producer (acks=all) of string keys, values and headers: a send the client retries
+ * around a broker or node restart (the first attempt may have been written already) must not leave
+ * a duplicate record that a test would then, rightly, see delivered twice.
+ */
+export function plainProducer(bootstrap: string, clientId: string): Producer<string, string, string, string> {
+  return new Producer({ ...clientOptions(bootstrap, clientId), idempotent: true, acks: ProduceAcks.ALL, autocreateTopics: false, serializers: stringSerializers });
+}
+
+export interface Placed {
+  readonly partition: number;
+}
+
+/**
+ * Where each of `messages` (all of one topic, in one send) landed: the broker answers with the
+ * first offset of each partition's batch, and a batch keeps the order of the messages in it.
+ */
+export function offsetsOf<M extends Placed>(messages: readonly M[], baseOffsets: ReadonlyArray<{ partition: number; offset: bigint }>): number[] {
+  const next = new Map(baseOffsets.map((r) => [r.partition, Number(r.offset)]));
+  return messages.map((m) => {
+    const offset = next.get(m.partition);
+    if (offset === undefined) throw new Error(`no offset for partition ${m.partition} in the broker's reply`);
+    next.set(m.partition, offset + 1);
+    return offset;
+  });
 }
 
 /**
@@ -51,7 +117,7 @@ export interface Record {
 
 export class KafkaBackend {
   private constructor(
-    private readonly producer: Producer,
+    private readonly producer: Producer<string, string, string, string>,
     readonly topic: string,
     readonly partitions: number,
     /** Global partition index of this topic's partition 0 in edgepush's numbering. */
@@ -59,25 +125,23 @@ export class KafkaBackend {
   ) {}
 
   static async connect(bootstrap: string, topic: string, partitions: number, base = 0): Promise<KafkaBackend> {
-    // Idempotent: retried sends around a node or broker restart must not duplicate records.
-    const producer = kafkaClient(bootstrap, `backend-${topic}`).producer({ createPartitioner: Partitioners.DefaultPartitioner, allowAutoTopicCreation: false, idempotent: true, maxInFlightRequests: 1 });
-    await producer.connect();
+    const producer = plainProducer(bootstrap, `backend-${topic}`);
+    // Fails here, not at the first send, if the broker or the topic is not there.
+    await producer.metadata({ topics: [topic] }).catch(async (error: unknown) => {
+      await producer.close();
+      throw error;
+    });
     return new KafkaBackend(producer, topic, partitions, base);
   }
 
   /** Writes records in order (key = channel, value = JSON) and returns their edgepush ids. */
   async send(records: readonly Record[]): Promise<string[]> {
-    const routed = records.map((r) => ({ key: r.channel, value: JSON.stringify(r.data), partition: partitionOf(r.channel, this.partitions) }));
-    const results = await this.producer.send({ topic: this.topic, acks: -1, messages: routed });
-    const next = new Map(results.map((r) => [r.partition, Number(r.baseOffset)]));
-    return routed.map((m) => {
-      const offset = next.get(m.partition) as number;
-      next.set(m.partition, offset + 1);
-      return `${this.base + m.partition}-${offset}`;
-    });
+    const routed = records.map((r) => ({ topic: this.topic, key: r.channel, value: JSON.stringify(r.data), partition: partitionOf(r.channel, this.partitions) }));
+    const result = await this.producer.send({ messages: routed, acks: ProduceAcks.ALL });
+    return offsetsOf(routed, result.offsets ?? []).map((offset, i) => `${this.base + routed[i]!.partition}-${offset}`);
   }
 
   async disconnect(): Promise<void> {
-    await this.producer.disconnect();
+    await this.producer.close();
   }
 }

@@ -1,14 +1,17 @@
 /**
- * Helpers for integration tests against the real broker (test/kafka/broker.mjs): a plain kafkajs
- * client to create topics and produce records the way any backend would (not through edgepush),
- * a reader to check what edgepush wrote into Kafka, and small probes of a running edgepush.
+ * Helpers for integration tests against the real broker (test/kafka/broker.mjs): plain
+ * @platformatic/kafka clients to create topics and produce records the way any backend would (not
+ * through edgepush), a reader to check what edgepush wrote into Kafka (no consumer group), and
+ * small probes of a running edgepush.
  */
-import { Kafka, Partitioners, logLevel, type Message, type PartitionerArgs } from 'kafkajs';
+import { randomBytes } from 'node:crypto';
+import { Consumer, IS_CONTROL, ListOffsetTimestamps, ProduceAcks, type Producer } from '@platformatic/kafka';
 import { afterAll, afterEach, beforeAll } from 'vitest';
 import { kafkaAvailability, startKafka, type KafkaBroker } from '../kafka/broker.mjs';
 import { KafkaSource } from '../../src/kafka/kafka-source.js';
 import type { ServerOptions } from '../../src/config.js';
 import type { RunningServer } from '../../src/start.js';
+import { clientOptions, createTopics as createTopicsAt, offsetsOf, partitionOf, plainProducer, withAdmin, type TopicSpec } from './kafka-backend.js';
 import { PollTestClient } from './poll-client.js';
 import { startTestServer } from './server.js';
 import { SseTestClient } from './sse-client.js';
@@ -24,40 +27,25 @@ export function kafkaSuiteTitle(name: string): string {
   return kafkaAvail.ok ? name : `${name} — SKIPPED: ${kafkaAvail.reason}`;
 }
 
-export { startKafka, type KafkaBroker };
+export { partitionOf, startKafka, type KafkaBroker };
 
-export function plainKafka(broker: KafkaBroker, clientId = 'plain-test-client'): Kafka {
-  return new Kafka({ clientId, brokers: [broker.bootstrap], logLevel: logLevel.NOTHING, retry: { initialRetryTime: 100, retries: 8 } });
+/** Where a plain client connects and the client id it shows the broker; each helper opens its own clients. */
+export interface PlainKafka {
+  readonly bootstrap: string;
+  readonly clientId: string;
 }
 
-export async function createTopics(kafka: Kafka, topics: Array<{ topic: string; numPartitions?: number }>): Promise<void> {
-  const admin = kafka.admin();
-  await admin.connect();
-  try {
-    await admin.createTopics({ topics: topics.map((t) => ({ topic: t.topic, numPartitions: t.numPartitions ?? 1 })), waitForLeaders: true });
-    // Leaders are elected, but a loaded broker may still answer "not the leader" to a list-offsets
-    // for a moment (which edgepush sends at start, without retrying): wait until it answers.
-    for (const { topic } of topics) {
-      const deadline = Date.now() + 15_000;
-      for (;;) {
-        try {
-          await admin.fetchTopicOffsets(topic);
-          break;
-        } catch (error) {
-          if (Date.now() > deadline) throw error;
-          await new Promise((resolve) => setTimeout(resolve, 100));
-        }
-      }
-    }
-  } finally {
-    await admin.disconnect();
-  }
+export function plainKafka(broker: KafkaBroker, clientId = 'plain-test-client'): PlainKafka {
+  return { bootstrap: broker.bootstrap, clientId };
 }
 
-/** The partition a keyed record lands on with the default (Java-compatible, murmur2) partitioner. */
-export function partitionFor(topic: string, key: string, partitions: number): number {
-  const partitionMetadata = Array.from({ length: partitions }, (_, partitionId) => ({ partitionId, leader: 1, replicas: [1], isr: [1] }));
-  return Partitioners.DefaultPartitioner()({ topic, partitionMetadata, message: { key, value: null } } as unknown as PartitionerArgs);
+export async function createTopics(kafka: PlainKafka, topics: readonly TopicSpec[]): Promise<void> {
+  await createTopicsAt(kafka.bootstrap, topics);
+}
+
+/** The ids of the consumer groups the broker knows (a plain admin's ListGroups). */
+export async function listConsumerGroups(bootstrap: string): Promise<string[]> {
+  return withAdmin(bootstrap, 'list-groups', async (admin) => [...(await admin.listGroups()).keys()].sort());
 }
 
 export interface Produced {
@@ -65,40 +53,37 @@ export interface Produced {
   readonly offset: number;
 }
 
+export interface PlainMessage {
+  key?: string;
+  value: string;
+  partition?: number;
+  headers?: Record<string, string>;
+}
+
 /**
- * A plain producer: produces `messages` in one batch (acks=all) and says where each one landed.
- * Keyed messages go where the default partitioner puts them (set explicitly, so the offsets in the
- * reply can be matched to messages); unkeyed ones need an explicit partition.
+ * A plain producer: produces `messages` in one batch (idempotent, acks=all) and says where each one
+ * landed. Keyed messages go where Kafka's Java client would put them (set explicitly, so the
+ * offsets in the reply can be matched to messages); unkeyed ones need an explicit partition.
  */
 export class PlainProducer {
-  readonly #producer;
-  #connected: Promise<void> | undefined;
+  readonly #producer: Producer<string, string, string, string>;
 
-  constructor(private readonly kafka: Kafka) {
-    // Idempotent, as a careful backend's: a send kafkajs retries around a broker restart must not
-    // leave a duplicate record that the tests would then (rightly) see delivered twice.
-    this.#producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner, allowAutoTopicCreation: false, idempotent: true, maxInFlightRequests: 1 });
+  constructor(kafka: PlainKafka) {
+    this.#producer = plainProducer(kafka.bootstrap, kafka.clientId);
   }
 
-  async send(topic: string, partitions: number, messages: Message[]): Promise<Produced[]> {
-    this.#connected ??= this.#producer.connect();
-    await this.#connected;
+  async send(topic: string, partitions: number, messages: readonly PlainMessage[]): Promise<Produced[]> {
     const routed = messages.map((m) => {
-      if (m.partition !== undefined) return m;
-      if (typeof m.key !== 'string') throw new Error('give a string key or a partition');
-      return { ...m, partition: partitionFor(topic, m.key, partitions) };
+      if (m.partition !== undefined) return { ...m, topic, partition: m.partition };
+      if (m.key === undefined) throw new Error('give a key or a partition');
+      return { ...m, topic, partition: partitionOf(m.key, partitions) };
     });
-    const results = await this.#producer.send({ topic, acks: -1, messages: routed });
-    const next = new Map(results.map((r) => [r.partition, Number(r.baseOffset)]));
-    return routed.map((m) => {
-      const offset = next.get(m.partition as number) as number;
-      next.set(m.partition as number, offset + 1);
-      return { partition: m.partition as number, offset };
-    });
+    const result = await this.#producer.send({ messages: routed, acks: ProduceAcks.ALL });
+    return offsetsOf(routed, result.offsets ?? []).map((offset, i) => ({ partition: routed[i]!.partition, offset }));
   }
 
   async close(): Promise<void> {
-    await this.#producer.disconnect();
+    await this.#producer.close();
   }
 }
 
@@ -110,52 +95,75 @@ export interface KafkaRecord {
   headers: Record<string, string>;
 }
 
-/** Every record of `topic` (reads until the high watermarks taken at the call). */
-export async function readTopic(kafka: Kafka, topic: string): Promise<KafkaRecord[]> {
-  const admin = kafka.admin();
-  await admin.connect();
-  const offsets = await admin.fetchTopicOffsets(topic).finally(() => admin.disconnect());
-  const remaining = new Map(offsets.filter((o) => Number(o.high) > Number(o.low)).map((o) => [o.partition, Number(o.high)]));
+/** Per partition of `topic`, its first offset still held and the offset the next record will get. */
+export async function watermarks(kafka: PlainKafka, topic: string): Promise<Array<{ low: number; high: number }>> {
+  return withAdmin(kafka.bootstrap, kafka.clientId, async (admin) => {
+    const metadata = await admin.metadata({ topics: [topic] });
+    const partitions = metadata.topics.get(topic)?.partitionsCount ?? 0;
+    const at = async (timestamp: bigint): Promise<number[]> => {
+      const [listed] = await admin.listOffsets({ topics: [{ name: topic, partitions: Array.from({ length: partitions }, (_, partitionIndex) => ({ partitionIndex, timestamp })) }] });
+      const offsets: number[] = [];
+      for (const p of listed?.partitions ?? []) offsets[p.partitionIndex] = Number(p.offset);
+      return offsets;
+    };
+    const [low, high] = [await at(ListOffsetTimestamps.EARLIEST), await at(ListOffsetTimestamps.LATEST)];
+    return Array.from({ length: partitions }, (_, p) => ({ low: low[p] ?? 0, high: high[p] ?? 0 }));
+  });
+}
+
+/**
+ * Every record of `topic` (up to the high watermarks taken at the call), fetched by offset: no
+ * consumer group, so reading leaves no trace on the broker.
+ */
+export async function readTopic(kafka: PlainKafka, topic: string): Promise<KafkaRecord[]> {
+  const ends = await watermarks(kafka, topic);
   const records: KafkaRecord[] = [];
-  if (remaining.size === 0) return records;
-  const consumer = kafka.consumer({ groupId: `read-${topic}-${Math.random().toString(36).slice(2)}` });
-  await consumer.connect();
+  if (ends.every(({ low, high }) => high <= low)) return records;
+  // Fetch needs a Consumer, and a Consumer needs a group id, but nothing here joins the group.
+  const consumer = new Consumer({ ...clientOptions(kafka.bootstrap, kafka.clientId), groupId: `unused-${randomBytes(6).toString('hex')}` });
   try {
-    await consumer.subscribe({ topics: [topic], fromBeginning: true });
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`reading ${topic} took over 30 s (${records.length} records so far)`)), 30_000);
-      consumer
-        .run({
-          autoCommit: false,
-          eachMessage: async ({ partition, message }) => {
-            const headers: Record<string, string> = {};
-            for (const [name, value] of Object.entries(message.headers ?? {})) headers[name] = String(Array.isArray(value) ? value[0] : value);
-            records.push({ partition, offset: Number(message.offset), key: message.key?.toString() ?? null, value: message.value?.toString() ?? null, headers });
-            if (Number(message.offset) >= (remaining.get(partition) ?? 0) - 1) remaining.delete(partition);
-            if (remaining.size === 0) {
-              clearTimeout(timer);
-              resolve();
+    const metadata = (await consumer.metadata({ topics: [topic] })).topics.get(topic);
+    if (!metadata) throw new Error(`no metadata for ${topic}`);
+    for (const [partition, { low, high }] of ends.entries()) {
+      const deadline = Date.now() + 30_000;
+      for (let next = low; next < high; ) {
+        if (Date.now() > deadline) throw new Error(`reading ${topic}/${partition} took over 30 s (at ${next} of ${high})`);
+        const response = await consumer.fetch({
+          node: metadata.partitions[partition]!.leader,
+          topics: [{ topicId: metadata.id, partitions: [{ partition, fetchOffset: BigInt(next), currentLeaderEpoch: -1, lastFetchedEpoch: -1, partitionMaxBytes: 8 << 20 }] }],
+          maxWaitTime: 100,
+        });
+        const from = next;
+        for (const batch of response.responses.flatMap((t) => t.partitions).flatMap((p) => p.records ?? [])) {
+          // Transaction markers take offsets too, but are no records.
+          if ((batch.attributes & IS_CONTROL) === 0) {
+            for (const record of batch.records) {
+              // A batch may start before the offset asked for.
+              const offset = Number(batch.firstOffset) + record.offsetDelta;
+              if (offset < from || offset >= high) continue;
+              const headers: Record<string, string> = {};
+              for (const [name, value] of record.headers) if (name) headers[name.toString()] = value?.toString() ?? '';
+              records.push({ partition, offset, key: record.key?.toString() ?? null, value: record.value?.toString() ?? null, headers });
             }
-          },
-        })
-        .catch(reject);
-    });
+          }
+          next = Math.max(next, Number(batch.firstOffset) + batch.lastOffsetDelta + 1);
+        }
+      }
+    }
   } finally {
-    await consumer.disconnect();
+    await consumer.close();
   }
   return records.sort((a, b) => a.partition - b.partition || a.offset - b.offset);
 }
 
 /** How many records `topic` holds (sum of high minus low watermarks). */
-export async function recordCount(kafka: Kafka, topic: string): Promise<number> {
-  const admin = kafka.admin();
-  await admin.connect();
-  try {
-    const offsets = await admin.fetchTopicOffsets(topic);
-    return offsets.reduce((sum, o) => sum + Number(o.high) - Number(o.low), 0);
-  } finally {
-    await admin.disconnect();
-  }
+export async function recordCount(kafka: PlainKafka, topic: string): Promise<number> {
+  return (await watermarks(kafka, topic)).reduce((sum, { low, high }) => sum + high - low, 0);
+}
+
+/** Deletes the records of `topic`/`partition` before `offset`, as retention would. */
+export async function deleteRecordsBefore(kafka: PlainKafka, topic: string, partition: number, offset: number): Promise<void> {
+  await withAdmin(kafka.bootstrap, kafka.clientId, (admin) => admin.deleteRecords({ topics: [{ name: topic, partitions: [{ partition, offset: BigInt(offset) }] }] }));
 }
 
 export function kafkaSourceOf(server: RunningServer): KafkaSource {
@@ -220,8 +228,8 @@ export const TRANSPORTS: readonly Transport[] = ['sse', 'ws', 'poll'];
 
 /**
  * What a test started (edgepush servers, clients, plain producers). `cleanup()` (afterEach) drops
- * the clients and starts closing the rest without waiting: closing edgepush waits for the Kafka
- * consumer's fetch in flight (up to kafkajs's 5 s maxWaitTime), and the next test uses topics of its
+ * the clients and starts closing the rest without waiting: closing edgepush may wait for the Kafka
+ * consumer's fetch in flight (up to its maxWaitTime, seconds), and the next test uses topics of its
  * own. `settle()` (afterAll, before the broker stops) waits for all of it.
  */
 export class Resources {
@@ -242,7 +250,7 @@ export class Resources {
     return client;
   }
 
-  producer(kafka: Kafka): PlainProducer {
+  producer(kafka: PlainKafka): PlainProducer {
     const producer = new PlainProducer(kafka);
     this.#closers.push(() => producer.close());
     return producer;
@@ -262,10 +270,10 @@ export class Resources {
 
 /**
  * The hooks of a suite that runs against a broker of its own: started once for the describe block
- * (`started` receives it and a plain client), the test's servers and clients cleaned up after each
+ * (`started` receives it and where a plain client connects), the test's servers and clients cleaned up after each
  * test, and everything settled before the broker stops. Call it inside the describe block.
  */
-export function useKafkaBroker(version: string, res: Resources, started: (broker: KafkaBroker, kafka: Kafka) => void): void {
+export function useKafkaBroker(version: string, res: Resources, started: (broker: KafkaBroker, kafka: PlainKafka) => void): void {
   let broker: KafkaBroker | undefined;
   beforeAll(async () => {
     broker = await startKafka({ version });

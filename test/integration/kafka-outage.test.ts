@@ -40,8 +40,8 @@ describe.skipIf(!kafkaAvail.ok)(kafkaSuiteTitle(`Kafka ${KAFKA_VERSIONS.latest} 
 
     await broker.kill();
 
-    // Publishing fails fast and clearly (on a channel of its own: kafkajs may still deliver the
-    // timed-out attempt once the broker is back, which docs/kafka.md allows).
+    // Publishing fails fast and clearly (on a channel of its own: edgepush's producer may still
+    // deliver the timed-out attempt once the broker is back, which docs/kafka.md allows).
     const response = await fetch(`${server.url}/v1/publish`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ channel: 'live/attempt', data: 1 }) });
     expect(response.status).toBe(503);
     expect(((await response.json()) as { error: { code: string } }).error.code).toBe('unavailable');

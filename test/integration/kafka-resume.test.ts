@@ -3,7 +3,6 @@
 // holds, or a range over deepResumeMaxRecords, is named in a reset notice; and a new edgepush node
 // on the same cluster and topics (same epoch) resumes an old cursor exactly.
 import { describe, expect, it } from 'vitest';
-import type { Kafka } from 'kafkajs';
 import type { ServerOptions } from '../../src/config.js';
 import {
   Resources,
@@ -11,14 +10,15 @@ import {
   consumedUpTo,
   createTopics,
   cursorOffsets,
+  deleteRecordsBefore,
   history,
   idsOf,
   kafkaAvail,
   kafkaSourceOf,
   kafkaSuiteTitle,
-  plainKafka,
   useKafkaBroker,
   type KafkaBroker,
+  type PlainKafka,
   type Produced,
   type Transport,
 } from '../helpers/kafka.js';
@@ -31,7 +31,7 @@ const idOf = (at: Produced): string => `${at.partition}-${at.offset}`;
 
 describe.skipIf(!kafkaAvail.ok)(kafkaSuiteTitle(`resume from Kafka ${KAFKA_VERSIONS.latest}`), () => {
   let broker: KafkaBroker;
-  let kafka: Kafka;
+  let kafka: PlainKafka;
   const res = new Resources();
   let topics = 0;
 
@@ -102,14 +102,7 @@ describe.skipIf(!kafkaAvail.ok)(kafkaSuiteTitle(`resume from Kafka ${KAFKA_VERSI
 
     // Retention removes the first 20 messages of the channel (and whatever came before them).
     const [partition, firstKept] = sent[20]!.id.split('-').map(Number) as [number, number];
-    const admin = kafka.admin();
-    await admin.connect();
-    try {
-      await admin.fetchTopicMetadata({ topics: [topic] }); // deleteTopicRecords needs it loaded
-      await admin.deleteTopicRecords({ topic, partitions: [{ partition, offset: String(firstKept) }] });
-    } finally {
-      await admin.disconnect();
-    }
+    await deleteRecordsBefore(kafka, topic, partition, firstKept);
 
     for (const [i, transport] of TRANSPORTS.entries()) {
       const cursor = cursors[i]!;

@@ -1,10 +1,9 @@
-// edgepush on a real Kafka broker (test/kafka/broker.mjs): records produced by a plain kafkajs
+// edgepush on a real Kafka broker (test/kafka/broker.mjs): records produced by a plain Kafka
 // producer, as any backend would, reach SSE, WebSocket and long-poll clients through the routing
 // rules of docs/kafka.md — market data by template, a vehicle feed split into one channel per
 // vehicle, key / header / prefix routing — and records a rule cannot apply to are skipped and
 // counted without stopping anything. A smoke test repeats the market-data round trip on Kafka 3.9.
 import { describe, expect, it } from 'vitest';
-import type { Kafka } from 'kafkajs';
 import {
   Resources,
   TRANSPORTS,
@@ -18,6 +17,7 @@ import {
   plainKafka,
   useKafkaBroker,
   type KafkaBroker,
+  type PlainKafka,
   type Produced,
 } from '../helpers/kafka.js';
 import { KAFKA_VERSIONS } from '../kafka/broker.mjs';
@@ -76,7 +76,7 @@ function positionOf(vehicle: number, seq: number): { lat: number; long: number }
 
 describe.skipIf(!kafkaAvail.ok)(kafkaSuiteTitle(`edgepush consuming Kafka ${KAFKA_VERSIONS.latest}`), () => {
   let broker: KafkaBroker;
-  let kafka: Kafka;
+  let kafka: PlainKafka;
   const res = new Resources();
 
   useKafkaBroker(KAFKA_VERSIONS.latest, res, (started, client) => {

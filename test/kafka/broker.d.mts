@@ -38,6 +38,8 @@ export interface StartKafkaOptions {
   persistent?: boolean;
   /** Receives progress lines (download, readiness). Silent by default. */
   log?: (line: string) => void;
+  /** Broker properties over the harness's own, e.g. `{'group.initial.rebalance.delay.ms': '3000'}`. */
+  properties?: Record<string, string>;
 }
 
 export interface KafkaBroker {
