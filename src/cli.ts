@@ -5,6 +5,7 @@
  */
 import { parseArgs } from 'node:util';
 import { ConfigError, OPTION_SPECS, flagName, helpText, resolveOptions } from './config.js';
+import { KafkaStartError } from './kafka/kafka-source.js';
 import { createLogger } from './logger.js';
 import { startServer } from './start.js';
 import { isWorkerPrimary, superviseWorkers } from './workers.js';
@@ -77,6 +78,11 @@ async function main(): Promise<void> {
 }
 
 main().catch((error: unknown) => {
+  // What the operator must fix (a bad option, Kafka unreachable or a topic missing) is one line.
+  if (error instanceof ConfigError || error instanceof KafkaStartError) {
+    process.stderr.write(`edgepush: ${error.message}\n`);
+    process.exit(2);
+  }
   process.stderr.write(`edgepush: failed to start: ${(error as Error).stack ?? String(error)}\n`);
   process.exit(1);
 });

@@ -4,6 +4,7 @@
  */
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { ChannelEngine } from './engine/engine.js';
+import type { Source } from './source/source.js';
 
 export interface Metrics {
   readonly registry: Registry;
@@ -17,7 +18,7 @@ export interface Metrics {
   published(count: number): void;
 }
 
-export function createMetrics(engine: ChannelEngine): Metrics {
+export function createMetrics(engine: ChannelEngine, source?: Source): Metrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'edgepush_process_' });
   const badInput = new Counter({ name: 'edgepush_bad_input_total', help: 'Client input refused, by transport and error code.', labelNames: ['transport', 'code'], registers: [registry] });
@@ -63,6 +64,7 @@ export function createMetrics(engine: ChannelEngine): Metrics {
       this.set({ state: 'idle' }, counts.idle);
     },
   });
+  if (source?.health) registerSourceHealth(registry, source.health.bind(source));
   return {
     registry,
     badInput: (transport, code) => badInput.inc({ transport, code }),
@@ -72,4 +74,59 @@ export function createMetrics(engine: ChannelEngine): Metrics {
     slowDisconnect: (transport) => slow.inc({ transport }),
     published: (count) => published.inc(count),
   };
+}
+
+/** Kafka's side, read at scrape time: per-partition progress and lag, failures by kind. */
+function registerSourceHealth(registry: Registry, health: NonNullable<Source['health']>): void {
+  const perPartition = (name: string, help: string, read: (p: ReturnType<typeof health>['partitions'][number]) => number): void => {
+    new Gauge({
+      name,
+      help,
+      labelNames: ['topic', 'partition'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const p of health().partitions) {
+          const value = read(p);
+          // -1 means "not known yet": no sample rather than a misleading one.
+          if (value >= 0) this.set({ topic: p.topic, partition: String(p.partition) }, value);
+        }
+      },
+    });
+  };
+  perPartition('edgepush_kafka_high_watermark', 'The partition\'s end offset (next to be written), as last fetched.', (p) => p.highWatermark);
+  perPartition('edgepush_kafka_position', 'The next offset this node reads from the partition.', (p) => p.position);
+  perPartition('edgepush_kafka_lag_records', 'Records written to the partition and not yet read by this node.', (p) => p.lag);
+  perPartition('edgepush_kafka_newest_record_age_seconds', 'Age of the newest record ingested from the partition (record timestamp to now).', (p) => p.newestRecordAgeSeconds);
+  new Gauge({
+    name: 'edgepush_kafka_reachable',
+    help: '1 while the tail reads Kafka, 0 while it cannot (broker down, topic missing, credentials refused).',
+    registers: [registry],
+    collect() {
+      this.set(health().reachable ? 1 : 0);
+    },
+  });
+  new Counter({
+    name: 'edgepush_kafka_read_failures_total',
+    help: 'Failed reads of Kafka by kind (unreachable, authentication, missing_topic, other).',
+    labelNames: ['kind'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [kind, count] of Object.entries(health().failures)) this.inc({ kind }, count);
+    },
+  });
+  const total = (name: string, help: string, read: () => number): void => {
+    new Counter({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        this.reset();
+        this.inc(read());
+      },
+    });
+  };
+  total('edgepush_kafka_skipped_records_total', 'Records deleted by retention before this node could read them.', () => health().skippedRecords);
+  total('edgepush_kafka_records_read_back_total', 'Records read back from Kafka for deep resumes.', () => health().recordsReadBack);
 }

@@ -56,7 +56,7 @@ export async function startServer(options: ServerOptions, extras: StartExtras = 
     maxIdleChannels: options.maxIdleChannels,
     maxIdleBytes: options.maxIdleBytes,
   });
-  const metrics = createMetrics(engine);
+  const metrics = createMetrics(engine, source);
   const publisher = new Publisher(source, { maxMessageBytes: options.maxMessageBytes, idempotencyTtl: options.idempotencyTtl }, metrics.published);
   const publicDir = extras.publicDir === false ? undefined : (extras.publicDir ?? join(packageRoot(), 'public'));
   const deep = isRangeSource(source) ? new DeepResume(engine, source, router, log) : undefined;

@@ -13,9 +13,19 @@ export function superviseWorkers(count: number, log: Logger): void {
     cluster.fork();
   };
   for (let i = 0; i < count; i++) fork();
+  let listening = false;
+  cluster.once('listening', () => (listening = true));
   cluster.on('exit', (worker, code, signal) => {
     if (stopping) {
-      if (Object.keys(cluster.workers ?? {}).length === 0) process.exit(0);
+      if (Object.keys(cluster.workers ?? {}).length === 0) process.exit(process.exitCode ?? 0);
+      return;
+    }
+    // Exit code 2 before any worker listened is a start-up error (a bad option, Kafka unreachable,
+    // a missing topic) that every worker would hit again: stop, with the worker's one line said.
+    if (code === 2 && !listening) {
+      stopping = true;
+      for (const other of Object.values(cluster.workers ?? {})) other?.process.kill('SIGTERM');
+      process.exitCode = 2;
       return;
     }
     log.warn({ pid: worker.process.pid, code, signal }, 'worker exited; starting another');
@@ -27,7 +37,7 @@ export function superviseWorkers(count: number, log: Logger): void {
     stopping = true;
     log.info(`${signal}: stopping ${count} workers`);
     for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill(signal);
-    if (Object.keys(cluster.workers ?? {}).length === 0) process.exit(0);
+    if (Object.keys(cluster.workers ?? {}).length === 0) process.exit(process.exitCode ?? 0);
   };
   process.once('SIGINT', () => stop('SIGINT'));
   process.once('SIGTERM', () => stop('SIGTERM'));

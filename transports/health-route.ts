@@ -1,4 +1,7 @@
-/** `GET /healthz` (liveness, used by the Docker HEALTHCHECK) and `GET /metrics` (Prometheus). */
+/**
+ * `GET /healthz` (liveness, used by the Docker HEALTHCHECK), `GET /readyz` (readiness: send
+ * traffic here) and `GET /metrics` (Prometheus).
+ */
 import type { FastifyInstance } from 'fastify';
 import type { Source } from '../src/source/source.js';
 import type { TransportContext } from './context.js';
@@ -7,6 +10,12 @@ export function registerHealth(app: FastifyInstance, ctx: TransportContext, sour
   app.get('/healthz', async (_request, reply) => {
     // Still 200 while the log is unreachable: clients stay connected and only publishing pauses.
     return reply.header('cache-control', 'no-store').send({ status: 'ok', source: source.kind, writable: source.writable, epoch: source.epoch, pid: process.pid });
+  });
+  // Not ready until the log's start-up read-back is done (rings filled, resumes exact) and the
+  // tail is live. Once shutdown begins fastify answers every new request 503 (return503OnClosing).
+  app.get('/readyz', async (_request, reply) => {
+    const status = source.ready ? 'ready' : 'starting';
+    return reply.code(status === 'ready' ? 200 : 503).header('cache-control', 'no-store').send({ status });
   });
   app.get('/metrics', async (_request, reply) => {
     const registry = ctx.metrics.registry;

@@ -12,9 +12,9 @@ export interface TopicConfig extends RouteRule {
 export interface KafkaOptions {
   readonly brokers: string[];
   readonly clientId: string;
-  /** Passed to kafkajs as is: `true` or TLS options. */
+  /** `true` for TLS with the system's CAs, or Node TLS options (`ca`, `cert`, `key`, `rejectUnauthorized`, …). */
   readonly ssl?: boolean | Record<string, unknown>;
-  /** Passed to kafkajs as is: `{mechanism: 'plain' | 'scram-sha-256' | 'scram-sha-512', username, password}`. */
+  /** `{mechanism: 'plain' | 'scram-sha-256' | 'scram-sha-512' | 'oauthbearer', username, password}` (or `token`), passed to the client. */
   readonly sasl?: Record<string, unknown>;
   /** Topics in a fixed order: a topic's place in this list is part of every message position. */
   readonly topics: TopicConfig[];

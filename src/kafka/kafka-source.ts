@@ -2,118 +2,122 @@
  * Kafka as the source: every node reads every partition of the configured topics ("everybody reads
  * everything"), so any node can serve any client and cursors mean the same on all of them.
  *
- * kafkajs has no manual partition assignment, so each process uses a consumer group of its own,
- * never commits, and seeks every partition itself on each group join: to the read-back start at
- * first, to the next record after the last one handed over after any rejoin (a broker outage, a
- * session timeout). `fromBeginning` covers a partition a seek has not reached yet: re-reading is
- * harmless (the engine skips records it has seen), skipping ahead would not be.
+ * Three clients, none in a consumer group: the tail (live records, from the read-back start on),
+ * the range reader (deep resume: past ranges by offset), and the producer (publish, idempotent,
+ * acks=all). Positions come from Kafka itself, so nothing is ever committed.
  */
-import { createHash, randomBytes } from 'node:crypto';
-import { Kafka, Partitioners, logLevel, type Admin, type Consumer, type KafkaMessage, type Producer } from 'kafkajs';
+import { createHash } from 'node:crypto';
+import { Consumer, ListOffsetTimestamps, ProduceAcks, Producer, stringSerializer } from '@platformatic/kafka';
 import { Frontier, WHOLE_RECORD, messageId } from '../engine/position.js';
 import { PushError } from '../errors.js';
 import type { Logger } from '../logger.js';
-import type { LogRecord, PublishMessage, RecordHandler, Source } from '../source/source.js';
+import type { PartitionStatus, PublishMessage, RecordHandler, Source, SourceHealth } from '../source/source.js';
+import { clientOptions, describeKafkaError, javaPartition } from './kafka-client.js';
 import type { KafkaOptions } from './kafka-options.js';
-import { kafkajsLogger } from './kafkajs-logger.js';
-import { fetchOffsets } from './topic-offsets.js';
-import { readPartitionRange, type RangeResult } from './range-reader.js';
+import { PartitionFetcher, type PartitionRef } from './partition-fetcher.js';
+import { RangeReader, type RangeResult } from './range-reader.js';
+import { TailReader } from './tail-reader.js';
 
-interface PartitionInfo {
-  readonly topic: string;
-  readonly partition: number;
-}
+/** Ranges read back at the same time for deep resumes; the rest queue (bounds memory to this × deepResumeMaxRecords). */
+const RANGE_READS_ACTIVE = 4;
+/** Longest a deep resume may wait for its range, queueing included, before it is answered with a reset. */
+const RANGE_TIMEOUT_MS = 30_000;
+
+/** Kafka could not be used at start: the CLI prints this one line and exits 2. */
+export class KafkaStartError extends Error {}
 
 export class KafkaSource implements Source {
   readonly kind = 'kafka';
-  readonly #kafka: Kafka;
   readonly #options: KafkaOptions;
   readonly #log: Logger;
-  readonly #partitions: PartitionInfo[];
-  /** Global partition index of (topic, partition): the topic's base plus the partition number. */
-  readonly #base: Map<string, number>;
-  /** The last offset handed to the handler per partition: where a rejoin resumes. */
-  readonly #delivered: number[];
+  readonly #refs: PartitionRef[];
+  /** Global partition index of the publish topic's partition 0. */
+  readonly #publishBase: number;
+  readonly #publishPartitions: number;
+  readonly #tailConsumer: Consumer;
+  readonly #rangeConsumer: Consumer;
+  readonly #tail: TailReader;
+  readonly #ranges: RangeReader;
   /** High watermarks at start: the read-back is complete when every partition reaches its own. */
   readonly #startHigh: number[];
-  #consumer: Consumer | undefined;
-  #producer: Producer | undefined;
-  #admin: Admin;
+  #producer: Producer<string, Buffer, string, string> | undefined;
   #healthy = true;
+  #ready = false;
   #caughtUp: () => void = () => {};
   readonly caughtUp: Promise<void>;
 
-  private constructor(
-    kafka: Kafka,
-    admin: Admin,
-    options: KafkaOptions,
-    log: Logger,
-    readonly epoch: string,
-    partitions: PartitionInfo[],
-    base: Map<string, number>,
-    readonly start: Frontier,
-    startHigh: number[],
-  ) {
-    this.#kafka = kafka;
-    this.#admin = admin;
+  private constructor(options: KafkaOptions, log: Logger, readonly epoch: string, refs: PartitionRef[], readonly start: Frontier, startHigh: number[], tailConsumer: Consumer) {
     this.#options = options;
     this.#log = log;
-    this.#partitions = partitions;
-    this.#base = base;
-    this.#delivered = start.offsets.slice();
+    this.#refs = refs;
     this.#startHigh = startHigh;
+    this.#publishBase = refs.findIndex((r) => r.topic === options.publishTopic);
+    this.#publishPartitions = refs.filter((r) => r.topic === options.publishTopic).length;
+    this.#tailConsumer = tailConsumer;
+    this.#rangeConsumer = new Consumer({ ...clientOptions(options, 'range', 2), groupId: `${options.clientId}-unused` });
+    this.#tail = new TailReader(new PartitionFetcher(tailConsumer, refs), refs, start.offsets, log);
+    this.#ranges = new RangeReader(new PartitionFetcher(this.#rangeConsumer, refs), {
+      maxRecords: options.deepResumeMaxRecords,
+      maxActive: RANGE_READS_ACTIVE,
+      timeoutMs: RANGE_TIMEOUT_MS,
+      partitionMaxBytes: 1 << 20,
+    });
     this.caughtUp = new Promise((resolve) => (this.#caughtUp = resolve));
-    this.#checkCaughtUp();
+    this.#tail.onProgress = () => this.#checkCaughtUp();
   }
 
-  /** Connects, learns the cluster and the topics' partitions, and fixes the read-back start. */
+  /**
+   * Connects, learns the cluster and the topics' partitions, and fixes the read-back start.
+   * Rejects with a one-line KafkaStartError when the cluster cannot be reached or a topic is missing.
+   */
   static async connect(options: KafkaOptions, log: Logger): Promise<KafkaSource> {
-    const kafka = new Kafka({
-      clientId: options.clientId,
-      brokers: options.brokers,
-      ...(options.ssl !== undefined ? { ssl: options.ssl as never } : {}),
-      ...(options.sasl !== undefined ? { sasl: options.sasl as never } : {}),
-      logLevel: logLevel.WARN,
-      logCreator: kafkajsLogger(log),
-      retry: { retries: 8, initialRetryTime: 200, maxRetryTime: 5000 },
-    });
-    const admin = kafka.admin();
-    await admin.connect();
-    const cluster = await admin.describeCluster();
+    // The groupId is never used: the client's constructor wants one, but no group is ever joined.
+    const consumer = new Consumer({ ...clientOptions(options, 'tail', 2), groupId: `${options.clientId}-unused`, maxWaitTime: 1000 });
     const names = options.topics.map((t) => t.topic);
-    const existing = new Set(await admin.listTopics());
-    const missing = names.filter((name) => !existing.has(name));
-    if (missing.length > 0) throw new Error(`Kafka topic${missing.length > 1 ? 's' : ''} ${missing.join(', ')} not found on the cluster (edgepush does not create topics)`);
-    const partitions: PartitionInfo[] = [];
-    const base = new Map<string, number>();
-    const low: number[] = [];
-    const high: number[] = [];
-    for (const topic of names) {
-      base.set(topic, partitions.length);
-      const offsets = (await fetchOffsets(admin, topic)).sort((a, b) => a.partition - b.partition);
-      for (const entry of offsets) {
-        partitions.push({ topic, partition: entry.partition });
-        low.push(Number(entry.low));
-        high.push(Number(entry.high));
+    // The client sorts the topic lists it is given in place; the configured order is part of every position.
+    const copy = (): string[] => [...names];
+    try {
+      const cluster = await consumer.metadata({ topics: [] });
+      const metadata = await consumer.metadata({ topics: copy() }).catch(async (error: unknown) => {
+        if (!/unknown topic/i.test(describeKafkaError(error))) throw error;
+        // The client's error does not reliably name the topic: ask for each one.
+        const missing: string[] = [];
+        for (const name of names) await consumer.metadata({ topics: [name] }).catch(() => missing.push(name));
+        throw new KafkaStartError(`Kafka topic${missing.length > 1 ? 's' : ''} ${missing.join(', ')} not found on the cluster (edgepush does not create topics)`);
+      });
+      const refs: PartitionRef[] = [];
+      for (const topic of names) {
+        const count = metadata.topics.get(topic)?.partitionsCount ?? 0;
+        for (let partition = 0; partition < count; partition++) refs.push({ topic, partition, index: refs.length });
       }
+      const [earliest, latest] = await Promise.all([
+        consumer.listOffsets({ topics: copy(), timestamp: ListOffsetTimestamps.EARLIEST }),
+        consumer.listOffsets({ topics: copy(), timestamp: ListOffsetTimestamps.LATEST }),
+      ]);
+      const low = refs.map((r) => Number(earliest.get(r.topic)?.[r.partition] ?? 0n));
+      const high = refs.map((r) => Number(latest.get(r.topic)?.[r.partition] ?? 0n));
+      // The epoch names this log: the cluster and the topics with their partition counts, so a
+      // cursor from another cluster or another topic layout is recognised, never misread.
+      const layout = names.map((topic) => `${topic}:${refs.filter((r) => r.topic === topic).length}`).join(',');
+      const epoch = BigInt('0x' + createHash('sha256').update(`${cluster.id}|${layout}`).digest('hex').slice(0, 15)).toString(36);
+      const startOffsets = high.map((h, p) => Math.max(low[p] as number, h - options.readBack) - 1);
+      const start = Frontier.of(epoch, startOffsets, startOffsets.map(() => WHOLE_RECORD));
+      log.info({ clusterId: cluster.id, epoch, layout }, 'kafka source connected');
+      return new KafkaSource(options, log, epoch, refs, start, high, consumer);
+    } catch (error) {
+      await consumer.close(true).catch(() => {});
+      if (error instanceof KafkaStartError) throw error;
+      throw new KafkaStartError(`cannot use Kafka at ${options.brokers.join(',')}: ${describeKafkaError(error)}`);
     }
-    // The epoch names this log: the cluster and the topics with their partition counts, so a
-    // cursor from another cluster or another topic layout is recognised, never misread.
-    const layout = names.map((topic) => `${topic}:${partitions.filter((p) => p.topic === topic).length}`).join(',');
-    const epoch = BigInt('0x' + createHash('sha256').update(`${cluster.clusterId}|${layout}`).digest('hex').slice(0, 15)).toString(36);
-    const startOffsets = high.map((h, p) => Math.max(low[p] as number, h - options.readBack) - 1);
-    const start = Frontier.of(epoch, startOffsets, startOffsets.map(() => WHOLE_RECORD));
-    log.info({ clusterId: cluster.clusterId, epoch, layout }, 'kafka source connected');
-    return new KafkaSource(kafka, admin, options, log, epoch, partitions, base, start, high);
   }
 
   get partitions(): number {
-    return this.#partitions.length;
+    return this.#refs.length;
   }
 
   /** The topic of each global partition index, for routing rules. */
   get partitionTopics(): string[] {
-    return this.#partitions.map((p) => p.topic);
+    return this.#refs.map((r) => r.topic);
   }
 
   /** False after a publish failed to reach the cluster, until one succeeds. */
@@ -121,73 +125,79 @@ export class KafkaSource implements Source {
     return this.#healthy;
   }
 
+  /** The start-up read-back is done and the tail is live. */
+  get ready(): boolean {
+    return this.#ready;
+  }
+
+  health(): SourceHealth {
+    const state = this.#tail.state;
+    const now = Date.now();
+    const partitions: PartitionStatus[] = this.#refs.map((ref) => {
+      const high = state.highWatermarks[ref.index] as number;
+      const position = (state.positions[ref.index] as number) + 1;
+      const newest = state.newestTimestamps[ref.index] as number;
+      return {
+        topic: ref.topic,
+        partition: ref.partition,
+        highWatermark: high,
+        position,
+        lag: high < 0 ? -1 : Math.max(0, high - position),
+        newestRecordAgeSeconds: newest === 0 ? -1 : Math.max(0, (now - newest) / 1000),
+      };
+    });
+    return {
+      reachable: state.failing === undefined,
+      failures: { ...state.failures },
+      skippedRecords: state.skippedRecords,
+      recordsReadBack: this.#ranges.recordsRead,
+      partitions,
+    };
+  }
+
   async open(handler: RecordHandler): Promise<void> {
-    const consumer = this.#kafka.consumer({
-      groupId: `edgepush-${this.#options.clientId}-${randomBytes(6).toString('hex')}`,
-      sessionTimeout: 30_000,
-      heartbeatInterval: 3_000,
-      // How long the broker holds an empty fetch: records arrive at once either way; a short wait
-      // only costs an idle fetch a second, and lets a shutdown finish in about that time.
-      maxWaitTimeInMs: 1_000,
-      allowAutoTopicCreation: false,
-      retry: { retries: Number.MAX_SAFE_INTEGER, initialRetryTime: 300, maxRetryTime: 5_000 },
-    });
-    this.#consumer = consumer;
-    consumer.on(consumer.events.GROUP_JOIN, () => this.#seekAll(consumer));
-    consumer.on(consumer.events.CRASH, (event) => this.#log.warn({ err: event.payload.error, restart: event.payload.restart }, 'kafka consumer crashed'));
-    await consumer.connect();
-    await consumer.subscribe({ topics: this.#options.topics.map((t) => t.topic), fromBeginning: true });
-    await consumer.run({
-      autoCommit: false,
-      eachBatchAutoResolve: true,
-      eachBatch: async ({ batch }) => {
-        const index = (this.#base.get(batch.topic) as number) + batch.partition;
-        const records = batch.messages.map((message) => toRecord(index, message));
-        handler(records);
-        const last = records[records.length - 1];
-        if (last && last.offset > (this.#delivered[index] as number)) this.#delivered[index] = last.offset;
-        this.#checkCaughtUp();
-      },
-    });
+    this.#tail.start(handler);
   }
 
   async publish(messages: readonly PublishMessage[]): Promise<string[]> {
     const topic = this.#options.publishTopic;
-    const base = this.#base.get(topic) as number;
-    const count = this.#partitions.filter((p) => p.topic === topic).length;
-    const partitionMetadata = Array.from({ length: count }, (_, partitionId) => ({ partitionId, leader: 0, replicas: [0], isr: [0], offlineReplicas: [], partitionErrorCode: 0 }));
-    const partitioner = Partitioners.DefaultPartitioner();
     // The partition is chosen here, as Java clients do (murmur2 of the key), so each message's
     // offset can be read from the reply: one channel always lands on one partition, in order.
     const routed = messages.map((message) => ({
+      topic,
       key: message.channel,
-      value: message.payload.json,
+      value: Buffer.from(message.payload.json),
       headers: { 'content-type': 'application/json' },
-      partition: partitioner({ topic, partitionMetadata, message: { key: message.channel, value: null } }),
+      partition: javaPartition(message.channel, this.#publishPartitions),
     }));
-    // Idempotent with kafkajs's own retries (limiting them would void the broker-side dedupe); the
+    // Idempotent with the client's own retries (the broker drops a retried duplicate); the
     // client-facing wait is bounded by publishTimeout instead.
-    this.#producer ??= this.#kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false, createPartitioner: Partitioners.DefaultPartitioner });
+    this.#producer ??= new Producer({
+      ...clientOptions(this.#options, 'producer', 5),
+      idempotent: true,
+      acks: ProduceAcks.ALL,
+      serializers: { key: stringSerializer, headerKey: stringSerializer, headerValue: stringSerializer },
+    });
     const producer = this.#producer;
     let timer: NodeJS.Timeout | undefined;
     try {
-      const sent = producer.connect().then(() => producer.send({ topic, acks: -1, messages: routed }));
+      const sent = producer.send({ messages: routed, acks: ProduceAcks.ALL });
       const timeout = new Promise<never>((_, reject) => {
         timer = setTimeout(() => reject(new PushError('unavailable', `Kafka did not acknowledge the publish within ${this.#options.publishTimeout} ms; retry later`)), this.#options.publishTimeout);
       });
-      const results = await Promise.race([sent, timeout]);
+      const result = await Promise.race([sent, timeout]);
       this.#healthy = true;
-      const nextOffset = new Map(results.map((r) => [r.partition, Number(r.baseOffset)]));
+      const nextOffset = new Map((result.offsets ?? []).map((r) => [r.partition, Number(r.offset)]));
       return routed.map((message) => {
         const offset = nextOffset.get(message.partition) as number;
         nextOffset.set(message.partition, offset + 1);
-        return messageId(base + message.partition, offset, undefined);
+        return messageId(this.#publishBase + message.partition, offset, undefined);
       });
     } catch (error) {
       this.#healthy = false;
       if (error instanceof PushError) throw error;
       this.#log.warn({ err: error }, 'kafka publish failed');
-      throw new PushError('unavailable', `Kafka is not reachable: ${(error as Error).message}; retry later`);
+      throw new PushError('unavailable', `Kafka is not reachable: ${describeKafkaError(error)}; retry later`);
     } finally {
       clearTimeout(timer);
     }
@@ -195,39 +205,23 @@ export class KafkaSource implements Source {
 
   /** Reads a past range of one partition (deep resume), bounded by deepResumeMaxRecords. */
   readRange(partition: number, afterOffset: number, upToOffset: number): Promise<RangeResult> {
-    const info = this.#partitions[partition];
-    if (!info) throw new RangeError(`no partition index ${partition}`);
-    return readPartitionRange(this.#kafka, this.#admin, { ...info, index: partition }, afterOffset, upToOffset, this.#options.deepResumeMaxRecords, this.#options.clientId);
+    if (!this.#refs[partition]) throw new RangeError(`no partition index ${partition}`);
+    return this.#ranges.read(partition, afterOffset, upToOffset);
   }
 
   async close(): Promise<void> {
-    await Promise.allSettled([this.#consumer?.disconnect(), this.#producer?.disconnect(), this.#admin.disconnect()]);
-  }
-
-  #seekAll(consumer: Consumer): void {
-    for (let index = 0; index < this.#partitions.length; index++) {
-      const { topic, partition } = this.#partitions[index] as PartitionInfo;
-      consumer.seek({ topic, partition, offset: String((this.#delivered[index] as number) + 1) });
-    }
+    this.#ready = false;
+    this.#ranges.close();
+    await this.#tail.stop();
+    await Promise.allSettled([this.#tailConsumer.close(true), this.#rangeConsumer.close(true), this.#producer?.close(true)]);
   }
 
   #checkCaughtUp(): void {
-    if (this.#startHigh.every((high, p) => (this.#delivered[p] as number) >= high - 1)) this.#caughtUp();
+    if (this.#ready) return;
+    const positions = this.#tail.state.positions;
+    if (this.#startHigh.every((high, p) => (positions[p] as number) >= high - 1) && this.#tail.state.failing === undefined) {
+      this.#ready = true;
+      this.#caughtUp();
+    }
   }
-}
-
-function toRecord(partition: number, message: KafkaMessage): LogRecord {
-  const headers: Record<string, string> = {};
-  for (const [name, value] of Object.entries(message.headers ?? {})) {
-    const first = Array.isArray(value) ? value[0] : value;
-    if (first !== undefined) headers[name] = first.toString();
-  }
-  return {
-    partition,
-    offset: Number(message.offset),
-    key: message.key === null ? null : message.key.toString('utf8'),
-    value: message.value,
-    headers,
-    timestamp: Number(message.timestamp),
-  };
 }

@@ -13,6 +13,8 @@ export class EmbeddedLog implements Source {
   readonly partitions = 1;
   readonly start: Frontier;
   readonly writable = true;
+  /** Nothing to read back at start: ready as soon as it exists. */
+  readonly ready = true;
   #nextOffset = 0;
   #handler: RecordHandler | undefined;
 

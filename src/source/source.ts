@@ -39,5 +39,34 @@ export interface Source {
   publish(messages: readonly PublishMessage[]): Promise<string[]>;
   /** False while the log cannot take publishes (the broker is unreachable). */
   readonly writable: boolean;
+  /** True once the start-up read-back is done and live records flow (GET /readyz). */
+  readonly ready: boolean;
+  /** How reading the log goes, for the metrics; sources with nothing to report leave it out. */
+  health?(): SourceHealth;
   close(): Promise<void>;
+}
+
+export interface PartitionStatus {
+  readonly topic: string;
+  readonly partition: number;
+  /** The partition's end (next offset to be written) as last seen; -1 before the first read. */
+  readonly highWatermark: number;
+  /** The next offset this node reads. */
+  readonly position: number;
+  /** Records written but not yet read by this node; -1 before the first read. */
+  readonly lag: number;
+  /** Age of the newest record ingested (its timestamp to now); -1 before the first. */
+  readonly newestRecordAgeSeconds: number;
+}
+
+export interface SourceHealth {
+  /** False while the log cannot be read (broker down, topic deleted, credentials refused). */
+  readonly reachable: boolean;
+  /** Read failures since start, by kind. */
+  readonly failures: Readonly<Record<string, number>>;
+  /** Records deleted by retention before this node could read them. */
+  readonly skippedRecords: number;
+  /** Records read back for deep resumes. */
+  readonly recordsReadBack: number;
+  readonly partitions: readonly PartitionStatus[];
 }

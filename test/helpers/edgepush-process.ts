@@ -162,11 +162,14 @@ export interface EdgepushOptions {
   readonly workers?: number;
   /** Defaults to a free port; a restarted process keeps its port. */
   readonly port?: number;
+  /** Keep the log (stdout) for `stdout`, as well as stderr. */
+  readonly captureStdout?: boolean;
 }
 
 export class EdgepushProcess {
   #child: ChildProcess | undefined;
   #stderr = '';
+  #stdout = '';
   #exited: Promise<void> = Promise.resolve();
   readonly #dir: string;
 
@@ -200,9 +203,12 @@ export class EdgepushProcess {
   async start(): Promise<Health> {
     if (this.#child) throw new Error('already running');
     const args = [CLI, '--port', String(this.port), '--host', '127.0.0.1', '--config', join(this.#dir, 'config.json'), '--log-level', 'warn', '--workers', String(this.options.workers ?? 1), ...(this.options.args ?? [])];
-    const child = spawn(process.execPath, args, { cwd: REPO_ROOT, stdio: ['ignore', 'ignore', 'pipe'], detached: true });
+    const child = spawn(process.execPath, args, { cwd: REPO_ROOT, stdio: ['ignore', this.options.captureStdout ? 'pipe' : 'ignore', 'pipe'], detached: true });
     this.#child = child;
     this.#stderr = '';
+    this.#stdout = '';
+    child.stdout?.setEncoding('utf8');
+    child.stdout?.on('data', (chunk: string) => (this.#stdout = (this.#stdout + chunk).slice(-64_000)));
     running.add(child);
     child.stderr?.setEncoding('utf8');
     child.stderr?.on('data', (chunk: string) => (this.#stderr = (this.#stderr + chunk).slice(-8000)));
@@ -263,5 +269,10 @@ export class EdgepushProcess {
 
   get stderr(): string {
     return this.#stderr;
+  }
+
+  /** The log lines written so far (the last 64 KB), with `captureStdout`. */
+  get stdout(): string {
+    return this.#stdout;
   }
 }

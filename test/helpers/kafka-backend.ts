@@ -4,7 +4,8 @@
  * the broker's reply, so tests can check that every node gives a message the id Kafka gave it. Also
  * the plain-client basics the other Kafka helpers share: options, topic creation, partitioning.
  */
-import { Admin, ListOffsetTimestamps, ProduceAcks, Producer, murmur2, stringSerializers, type BaseOptions, type CreatedTopic } from '@platformatic/kafka';
+import { javaPartition } from '../../src/kafka/kafka-client.js';
+import { Admin, ListOffsetTimestamps, ProduceAcks, Producer, stringSerializers, type BaseOptions, type CreatedTopic } from '@platformatic/kafka';
 
 /**
  * Options of a plain client. Retries back off from 100 ms to 5 s (about half a minute in all), so a
@@ -56,14 +57,8 @@ export async function createTopic(bootstrap: string, topic: string, numPartition
   await createTopics(bootstrap, [{ topic, numPartitions }]);
 }
 
-/**
- * The partition Kafka's Java client (and edgepush) picks for `key`: murmur2 of the UTF-8 bytes, made
- * positive by dropping the sign bit, modulo the partition count. (@platformatic/kafka's own default
- * partitioner makes the hash positive differently, so it puts a key elsewhere.)
- */
-export function partitionOf(key: string, partitions: number): number {
-  return (murmur2(Buffer.from(key, 'utf8')) & 0x7fffffff) % partitions;
-}
+/** The partition Kafka's Java client (and edgepush's publish) picks for `key`. */
+export const partitionOf = javaPartition;
 
 /**
  * An idempotent producer (acks=all) of string keys, values and headers: a send the client retries

@@ -171,6 +171,13 @@ export function kafkaSourceOf(server: RunningServer): KafkaSource {
   return server.source;
 }
 
+/** The value of one sample on GET /metrics (`name` with its labels, as printed), or undefined when absent. */
+export async function metricValue(baseUrl: string, sample: string): Promise<number | undefined> {
+  const text = await (await fetch(`${baseUrl}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith(`${sample} `));
+  return line === undefined ? undefined : Number(line.slice(sample.length + 1));
+}
+
 /** The value of `edgepush_bad_records_total` on GET /metrics. */
 export async function badRecordsTotal(baseUrl: string): Promise<number> {
   const text = await (await fetch(`${baseUrl}/metrics`)).text();
@@ -272,11 +279,12 @@ export class Resources {
  * The hooks of a suite that runs against a broker of its own: started once for the describe block
  * (`started` receives it and where a plain client connects), the test's servers and clients cleaned up after each
  * test, and everything settled before the broker stops. Call it inside the describe block.
+ * `properties` override the harness's broker properties.
  */
-export function useKafkaBroker(version: string, res: Resources, started: (broker: KafkaBroker, kafka: PlainKafka) => void): void {
+export function useKafkaBroker(version: string, res: Resources, started: (broker: KafkaBroker, kafka: PlainKafka) => void, properties?: Record<string, string>): void {
   let broker: KafkaBroker | undefined;
   beforeAll(async () => {
-    broker = await startKafka({ version });
+    broker = await startKafka({ version, ...(properties ? { properties } : {}) });
     started(broker, plainKafka(broker));
   }, BROKER_START_TIMEOUT_MS);
   afterEach(() => res.cleanup());

@@ -12,6 +12,8 @@ export class RetainedLog implements Source {
   readonly epoch = randomBytes(5).toString('hex').replace(/[^0-9a-z]/g, '0');
   readonly start: Frontier;
   readonly writable = true;
+  /** False plays a source still reading back at start (GET /readyz answers 503). */
+  ready = true;
   readonly records: LogRecord[] = [];
   /** Range reads served, for tests that check the log was consulted. */
   reads = 0;

@@ -5,9 +5,11 @@ import { describe, expect, it } from 'vitest';
 import {
   Resources,
   createTopics,
+  eventually,
   idsOf,
   kafkaAvail,
   kafkaSuiteTitle,
+  metricValue,
   plainKafka,
   useKafkaBroker,
   type KafkaBroker,
@@ -56,6 +58,9 @@ describe.skipIf(!kafkaAvail.ok)(kafkaSuiteTitle(`Kafka ${KAFKA_VERSIONS.latest} 
     ws.send({ op: 'ping', id: 'during-outage' });
     expect(await pong).toMatchObject({ op: 'pong', id: 'during-outage' });
     for (const client of clients) expect(client.ended).toBeUndefined();
+    // The tail's failure shows on /metrics.
+    await eventually(async () => (await metricValue(server.url, 'edgepush_kafka_reachable')) === 0, 'edgepush_kafka_reachable 0 during the outage');
+    expect(await metricValue(server.url, 'edgepush_kafka_read_failures_total{kind="unreachable"}')).toBeGreaterThan(0);
 
     await broker.start();
     // A new producer, as a backend reconnecting after the outage would use.
@@ -82,5 +87,6 @@ describe.skipIf(!kafkaAvail.ok)(kafkaSuiteTitle(`Kafka ${KAFKA_VERSIONS.latest} 
     expect(status).toBe(201);
     for (const client of clients) await client.waitFor(() => client.received.some((m) => m.id === body.ids?.[0]), 'the message published after the outage');
     expect(await (await fetch(`${server.url}/healthz`)).json()).toMatchObject({ writable: true });
+    expect(await metricValue(server.url, 'edgepush_kafka_reachable')).toBe(1);
   }, 120_000);
 });

@@ -16,6 +16,8 @@ import {
   kafkaAvail,
   kafkaSourceOf,
   kafkaSuiteTitle,
+  listConsumerGroups,
+  metricValue,
   useKafkaBroker,
   type KafkaBroker,
   type PlainKafka,
@@ -64,9 +66,35 @@ describe.skipIf(!kafkaAvail.ok)(kafkaSuiteTitle(`resume from Kafka ${KAFKA_VERSI
 
   const got = (client: TestClient): Array<{ id: string; data: unknown }> => client.received.map((m) => ({ id: m.id, data: m.data }));
 
-  useKafkaBroker(KAFKA_VERSIONS.latest, res, (started, client) => {
-    broker = started;
-    kafka = client;
+  // Kafka's default group.initial.rebalance.delay.ms (the harness's broker uses 0): a resume that
+  // joined a consumer group would wait 3 s for it.
+  useKafkaBroker(
+    KAFKA_VERSIONS.latest,
+    res,
+    (started, client) => {
+      broker = started;
+      kafka = client;
+    },
+    { 'group.initial.rebalance.delay.ms': '3000' },
+  );
+
+  it('a deep resume reads Kafka without any consumer group: the broker lists the same groups before and after', async () => {
+    const { topic, options } = await topicWithOptions();
+    const server = await res.server(options);
+    const channel = 'groupless/a';
+    const cursor = await cursorThenLeave('ws', server.url, channel);
+    const sent = await produceOn(topic, channel, 100);
+    await consumedUpTo(server.url, channel, sent.at(-1)!.id);
+    const before = await listConsumerGroups(broker.bootstrap);
+
+    const back = res.open('ws', server.url, [channel], { cursor });
+    await back.waitFor(() => back.received.length >= 100, '100 messages read back');
+    expect(got(back)).toEqual(sent);
+    expect(back.resets).toEqual([]);
+    expect(await listConsumerGroups(broker.bootstrap)).toEqual(before);
+    expect(before.filter((group) => group.startsWith('edgepush'))).toEqual([]);
+    // Counted: the records read back for the resume (the channel's 100 and the noise around them).
+    expect(await metricValue(server.url, 'edgepush_kafka_records_read_back_total')).toBeGreaterThanOrEqual(100);
   });
 
   for (const transport of TRANSPORTS) {

@@ -1,8 +1,9 @@
-// The tests work out where keyed records land (and so the ids edgepush gives them) with
-// partitionOf: it must agree with Kafka's Java client, whose partitioner other backends use.
+// edgepush's publish puts a channel on the partition Kafka's Java client would (and the tests work
+// out where keyed records land with the same function): it must agree with Java's partitioner,
+// which most backends writing to the same topics use.
 import { describe, expect, it } from 'vitest';
 import { murmur2 } from '@platformatic/kafka';
-import { partitionOf } from '../../helpers/kafka-backend.js';
+import { javaPartition as partitionOf } from '../../../src/kafka/kafka-client.js';
 
 // Printed by kafka-clients 4.1.2 itself: Utils.murmur2 of the UTF-8 bytes and
 // BuiltInPartitioner.partitionForKey for 1, 2, 3, 5, 7 and 12 partitions.

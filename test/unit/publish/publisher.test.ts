@@ -21,6 +21,7 @@ class ManualSource implements Source {
   readonly partitions = 1;
   readonly start = Frontier.empty('test', 1);
   writable = true;
+  readonly ready = true;
   readonly calls: { messages: readonly PublishMessage[]; resolve: (ids: string[]) => void; reject: (error: Error) => void }[] = [];
 
   async open(): Promise<void> {}
