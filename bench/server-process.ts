@@ -7,7 +7,9 @@ import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 
-const CLI = fileURLToPath(new URL('../src/cli.js', import.meta.url));
+// BENCH_SERVER_CLI runs another build of the server (e.g. an older commit's dist/src/cli.js) under
+// the same load, for before/after figures from one harness.
+const CLI = process.env['BENCH_SERVER_CLI'] ?? fileURLToPath(new URL('../src/cli.js', import.meta.url));
 const HEALTH_TIMEOUT_MS = 15_000;
 const STOP_GRACE_MS = 3_000;
 
