@@ -4,7 +4,8 @@
  */
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { ChannelEngine } from './engine/engine.js';
-import type { Source } from './source/source.js';
+import type { Resumer } from './resume/resumer.js';
+import type { Source } from './log/source.js';
 
 export interface Metrics {
   readonly registry: Registry;
@@ -18,7 +19,7 @@ export interface Metrics {
   published(count: number): void;
 }
 
-export function createMetrics(engine: ChannelEngine, source?: Source): Metrics {
+export function createMetrics(engine: ChannelEngine, source?: Source, resumer?: Resumer): Metrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'edgepush_process_' });
   const badInput = new Counter({ name: 'edgepush_bad_input_total', help: 'Client input refused, by transport and error code.', labelNames: ['transport', 'code'], registers: [registry] });
@@ -45,7 +46,7 @@ export function createMetrics(engine: ChannelEngine, source?: Source): Metrics {
   fromStats('edgepush_evicted_channels_total', 'Idle channels dropped by the LRU.', () => stats.evictedChannels);
   new Counter({
     name: 'edgepush_resets_total',
-    help: 'Reset notices sent, by reason.',
+    help: 'Cursors the rings alone could not honour, by reason (the log may still have answered them: see edgepush_resumes_total).',
     labelNames: ['reason'],
     registers: [registry],
     collect() {
@@ -53,6 +54,7 @@ export function createMetrics(engine: ChannelEngine, source?: Source): Metrics {
       for (const [reason, count] of Object.entries(stats.resets)) this.inc({ reason }, count);
     },
   });
+  if (resumer) registerResumeOutcomes(registry, resumer);
   new Gauge({
     name: 'edgepush_channels',
     help: 'Channels held, by state (active: has subscribers).',
@@ -129,4 +131,39 @@ function registerSourceHealth(registry: Registry, health: NonNullable<Source['he
   };
   total('edgepush_kafka_skipped_records_total', 'Records deleted by retention before this node could read them.', () => health().skippedRecords);
   total('edgepush_kafka_records_read_back_total', 'Records read back from Kafka for deep resumes.', () => health().recordsReadBack);
+}
+
+/** How subscribes and polls with a cursor were served: from the rings, from the log, or with a reset. */
+function registerResumeOutcomes(registry: Registry, resumer: Resumer): void {
+  const stats = resumer.stats;
+  new Counter({
+    name: 'edgepush_resumes_total',
+    help: 'Subscribes and polls served: from the rings, or reading the log (outcome ring | log).',
+    labelNames: ['outcome'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc({ outcome: 'ring' }, stats.ring);
+      this.inc({ outcome: 'log' }, stats.log);
+    },
+  });
+  new Counter({
+    name: 'edgepush_resume_resets_total',
+    help: 'Subscribes and polls that sent a reset notice (the data was really gone), by reason.',
+    labelNames: ['reason'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [reason, count] of Object.entries(stats.reset)) this.inc({ reason }, count);
+    },
+  });
+  new Counter({
+    name: 'edgepush_resume_records_read_back_total',
+    help: 'Log records read back to serve resumes.',
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(stats.recordsReadBack);
+    },
+  });
 }

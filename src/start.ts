@@ -12,15 +12,16 @@ import { ChannelEngine } from './engine/engine.js';
 import { createMetrics } from './metrics.js';
 import { packageRoot } from './package-root.js';
 import { Publisher } from './publish/publisher.js';
-import { DeepResume, isRangeSource } from './engine/deep-resume.js';
+import { LogReadBack, isRangeSource } from './resume/log-read-back.js';
+import { Resumer } from './resume/resumer.js';
 import { kafkaOptionsOf } from './kafka/kafka-options.js';
 import { KafkaSource } from './kafka/kafka-source.js';
 import { createLogger } from './logger.js';
 import { createIngest, rateLimitedLog } from './routing/ingest.js';
 import { KeyRouter, type RecordRouter } from './routing/record-router.js';
 import { CompiledRule, RuleRouter } from './routing/rule-router.js';
-import { EmbeddedLog } from './source/embedded-log.js';
-import type { Source } from './source/source.js';
+import { EmbeddedLog } from './log/embedded-log.js';
+import type { Source } from './log/source.js';
 
 export interface RunningServer {
   readonly app: FastifyInstance;
@@ -56,11 +57,11 @@ export async function startServer(options: ServerOptions, extras: StartExtras = 
     maxIdleChannels: options.maxIdleChannels,
     maxIdleBytes: options.maxIdleBytes,
   });
-  const metrics = createMetrics(engine, source);
+  const resumer = new Resumer(engine, isRangeSource(source) ? new LogReadBack(source, router, log) : undefined);
+  const metrics = createMetrics(engine, source, resumer);
   const publisher = new Publisher(source, { maxMessageBytes: options.maxMessageBytes, idempotencyTtl: options.idempotencyTtl }, metrics.published);
   const publicDir = extras.publicDir === false ? undefined : (extras.publicDir ?? join(packageRoot(), 'public'));
-  const deep = isRangeSource(source) ? new DeepResume(engine, source, router, log) : undefined;
-  const app = await buildServer({ options, engine, publisher, metrics, source, logger: log, ...(deep ? { deep } : {}), ...(publicDir ? { publicDir } : {}) });
+  const app = await buildServer({ options, engine, publisher, metrics, source, resumer, logger: log, ...(publicDir ? { publicDir } : {}) });
 
   engine.onDeliveryError = (error, channel) => app.log.error({ err: error, channel }, 'delivery to a subscriber failed');
   const logBadRecord = rateLimitedLog(10, (line, details) => app.log.warn(details ?? {}, line));

@@ -42,4 +42,27 @@ describe('layering', () => {
     const offenders = filesUnder('src/engine').flatMap((file) => importsOf(file).filter((spec) => /format|websocket|sse|poll/.test(spec)).map((spec) => `${file} → ${spec}`));
     expect(offenders).toEqual([]);
   });
+
+  it('the log vocabulary sits below the engine: log/, kafka/ and routing/ never import engine/ or resume/', () => {
+    const below = ['src/log', 'src/kafka', 'src/routing'];
+    const above = ['src/engine', 'src/resume'].map((dir) => join(root, dir) + '/');
+    const offenders = below.flatMap((dir) =>
+      filesUnder(dir).flatMap((file) =>
+        importsOf(file)
+          .filter((spec) => spec.startsWith('.') && above.some((prefix) => resolve(dirname(join(root, file)), spec).startsWith(prefix)))
+          .map((spec) => `${file} → ${spec}`),
+      ),
+    );
+    expect(offenders).toEqual([]);
+  });
+
+  it('the engine stays synchronous and below resume: it imports neither resume/ nor routing/ nor kafka/', () => {
+    const above = ['src/resume', 'src/routing', 'src/kafka'].map((dir) => join(root, dir) + '/');
+    const offenders = filesUnder('src/engine').flatMap((file) =>
+      importsOf(file)
+        .filter((spec) => spec.startsWith('.') && above.some((prefix) => resolve(dirname(join(root, file)), spec).startsWith(prefix)))
+        .map((spec) => `${file} → ${spec}`),
+    );
+    expect(offenders).toEqual([]);
+  });
 });

@@ -1,10 +1,10 @@
 /** What every transport is given: the engine, publishing, metrics, options and a logger. */
 import type { FastifyBaseLogger } from 'fastify';
 import type { ServerOptions } from '../src/config.js';
-import type { DeepResume, DeepResumeResult } from '../src/engine/deep-resume.js';
-import type { ChannelEngine, ResumePoint } from '../src/engine/engine.js';
+import type { ChannelEngine } from '../src/engine/engine.js';
 import type { Metrics } from '../src/metrics.js';
 import type { Publisher } from '../src/publish/publisher.js';
+import type { Resumer } from '../src/resume/resumer.js';
 
 export interface TransportContext {
   readonly engine: ChannelEngine;
@@ -17,11 +17,6 @@ export interface TransportContext {
    * transport can tell its clients to reconnect elsewhere (and resume) instead of just vanishing.
    */
   onShutdown(hook: () => void): void;
-  /** Present when the source can read its past: cursors older than the rings are served from it. */
-  readonly deep?: DeepResume;
-}
-
-/** Deep resume when the source supports it; otherwise the resume point as it is. */
-export function resolveDeep(ctx: TransportContext, channels: readonly string[], from: ResumePoint): Promise<DeepResumeResult> | DeepResumeResult {
-  return ctx.deep ? ctx.deep.resolve(channels, from) : { from, messages: [], resets: [] };
+  /** Subscribe-and-resume for every transport: where a resumed stream starts. */
+  readonly resumer: Resumer;
 }

@@ -3,7 +3,7 @@
  * traffic here) and `GET /metrics` (Prometheus).
  */
 import type { FastifyInstance } from 'fastify';
-import type { Source } from '../src/source/source.js';
+import type { Source } from '../src/log/source.js';
 import type { TransportContext } from './context.js';
 
 export function registerHealth(app: FastifyInstance, ctx: TransportContext, source: Source): void {

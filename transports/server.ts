@@ -5,12 +5,12 @@
 import websocketPlugin from '@fastify/websocket';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { ServerOptions } from '../src/config.js';
-import type { DeepResume } from '../src/engine/deep-resume.js';
 import { createLogger } from '../src/logger.js';
 import type { ChannelEngine } from '../src/engine/engine.js';
 import type { Metrics } from '../src/metrics.js';
 import type { Publisher } from '../src/publish/publisher.js';
-import type { Source } from '../src/source/source.js';
+import type { Resumer } from '../src/resume/resumer.js';
+import type { Source } from '../src/log/source.js';
 import type { TransportContext } from './context.js';
 import { registerCors } from './cors.js';
 import { registerHealth } from './health-route.js';
@@ -33,8 +33,8 @@ export interface ServerParts {
   readonly publicDir?: string;
   /** The process logger (pino); HTTP lines share it. */
   readonly logger?: FastifyBaseLogger;
-  /** Serves cursors older than the rings from the log, when the source can read its past. */
-  readonly deep?: DeepResume;
+  /** Subscribe-and-resume (reads the log back where the rings fall short, when it can). */
+  readonly resumer: Resumer;
 }
 
 export async function buildServer(parts: ServerParts): Promise<FastifyInstance> {
@@ -64,7 +64,7 @@ export async function buildServer(parts: ServerParts): Promise<FastifyInstance> 
     options,
     log: app.log,
     onShutdown: (hook) => shutdownHooks.push(hook),
-    ...(parts.deep ? { deep: parts.deep } : {}),
+    resumer: parts.resumer,
   };
   registerCors(app, options);
   app.setErrorHandler((error, request, reply) => {

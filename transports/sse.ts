@@ -5,10 +5,9 @@
  */
 import type { ServerResponse } from 'node:http';
 import type { FastifyInstance } from 'fastify';
-import { mergeBacklogs, type Recovery } from '../src/engine/engine.js';
 import { Session, type SessionSink } from '../src/engine/session.js';
 import { DISCONNECTS, type Disconnect } from '../src/errors.js';
-import { resolveDeep, type TransportContext } from './context.js';
+import type { TransportContext } from './context.js';
 import { corsHeaders } from './cors.js';
 import { sendError, toPushError } from './http-errors.js';
 import { channelsParam, deltaParam, stringParam } from './request-params.js';
@@ -50,7 +49,7 @@ class SseStream implements SessionSink {
 }
 
 export function registerSse(app: FastifyInstance, ctx: TransportContext): void {
-  const { engine, options, metrics } = ctx;
+  const { options, metrics } = ctx;
   const streams = new Set<SseStream>();
 
   const heartbeat = setInterval(() => {
@@ -108,14 +107,12 @@ export function registerSse(app: FastifyInstance, ctx: TransportContext): void {
     res.on('error', (error) => request.log.debug({ err: error }, 'sse stream error'));
 
     session.writeControl(ssePreamble(options.reconnectDelay * 1000, options.heartbeatInterval * 1000));
-    const deep = await resolveDeep(ctx, channels, engine.resumePoint(cursorText));
-    if (session.closed) return;
-    // From here to the end all is synchronous: no live message can come between backlog and live.
-    const recoveries: Recovery[] = channels.map((channel) => session.subscribe(channel, deep.from, delta));
-    for (const reset of deep.resets) session.writeControl(sseReset(reset));
-    for (const recovery of recoveries) if (recovery.reset) session.writeControl(sseReset(recovery.reset));
-    session.replayFromLog(deep.messages);
-    session.replay(mergeBacklogs(recoveries));
+    const plan = await ctx.resumer.subscribe(session, channels, ctx.resumer.resumePoint(cursorText), delta);
+    if (!plan || session.closed) return;
+    for (const reset of plan.resets) session.writeControl(sseReset(reset));
+    session.replayFromLog(plan.fromLog);
+    session.replay(plan.backlog);
+    session.release();
     const cursor = session.idleCursor();
     if (cursor) session.writeControl(sseCursor(cursor.toString()));
     stream.subscribed = true;

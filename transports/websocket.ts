@@ -10,7 +10,7 @@ import { Socket } from 'node:net';
 import type { RawData, WebSocket } from 'ws';
 import { Session, type SessionSink } from '../src/engine/session.js';
 import { DISCONNECTS, PushError, type Disconnect } from '../src/errors.js';
-import { resolveDeep, type TransportContext } from './context.js';
+import type { TransportContext } from './context.js';
 import { toPushError } from './http-errors.js';
 import { WS_MESSAGE, encodeOp, type ServerOp } from './websocket-format.js';
 import { opIdOf, parseClientOp, parseJsonFrame, type ClientOp } from './websocket-ops.js';
@@ -127,34 +127,36 @@ class WebSocketConnection implements SessionSink {
         );
         return;
       }
-      case 'ping': {
-        const cursor = this.session.idleCursor();
-        return this.reply(withId(cursor ? { op: 'pong', cursor: cursor.toString() } : { op: 'pong' }, op.id));
-      }
+      case 'ping':
+        // In turn with subscribes: a pong's cursor must never be ahead of a backlog still to come.
+        this.#inOrder(
+          async () => {
+            const cursor = this.session.idleCursor();
+            this.reply(withId(cursor ? { op: 'pong', cursor: cursor.toString() } : { op: 'pong' }, op.id));
+          },
+          op.id,
+          undefined,
+        );
+        return;
     }
   }
 
-  #inOrder(task: () => Promise<void>, id: string | undefined, channel: string): void {
+  #inOrder(task: () => Promise<void>, id: string | undefined, channel: string | undefined): void {
     this.#subscriptionOps = this.#subscriptionOps.then(task).catch((error: unknown) => this.fail(error, id, channel));
   }
 
   async subscribe(op: Extract<ClientOp, { op: 'subscribe' }>): Promise<void> {
-    const { engine, options } = this.ctx;
+    const { resumer, options } = this.ctx;
     if (!this.session.has(op.channel) && this.session.channelCount >= options.maxChannelsPerSubscription) {
       throw new PushError('too_many_channels', `at most ${options.maxChannelsPerSubscription} channels per connection`);
     }
-    const from = engine.resumePoint(op.cursor);
-    const deep = await resolveDeep(this.ctx, [op.channel], from);
-    if (this.session.closed) return;
-    // From here to the end all is synchronous: no live message can come between backlog and live.
-    const recovery = this.session.subscribe(op.channel, deep.from, op.delta);
-    // Read back from the log first: the client may store its own cursor until those arrive.
-    const cursor = deep.messages.length > 0 && from.kind === 'cursor' ? from.cursor.toString() : engine.startCursor(deep.from, recovery.backlog).toString();
-    const resets = recovery.reset ? [...deep.resets, recovery.reset] : deep.resets;
-    this.reply(withId({ op: 'subscribed', channel: op.channel, cursor, resumed: from.kind === 'cursor' && resets.length === 0 }, op.id));
-    for (const reset of resets) this.reply({ op: 'reset', ...reset });
-    this.session.replayFromLog(deep.messages);
-    this.session.replay(recovery.backlog);
+    const plan = await resumer.subscribe(this.session, [op.channel], resumer.resumePoint(op.cursor), op.delta);
+    if (!plan || this.session.closed) return;
+    this.reply(withId({ op: 'subscribed', channel: op.channel, cursor: plan.startCursor.toString(), resumed: plan.resumed }, op.id));
+    for (const reset of plan.resets) this.reply({ op: 'reset', ...reset });
+    this.session.replayFromLog(plan.fromLog);
+    this.session.replay(plan.backlog);
+    this.session.release();
   }
 }
 

@@ -1,7 +1,7 @@
 /**
  * One channel: its ring of recent messages, its subscribers, and what it can no longer replay.
  */
-import { MutableFrontier, type Frontier } from './position.js';
+import { MutableFrontier, type Frontier } from '../log/position.js';
 import type { DeltaBase, PreparedMessage } from './prepared-message.js';
 import { Ring, type RingLimits } from './ring.js';
 

@@ -7,11 +7,11 @@
  * live message can slip between the two.
  */
 import { LRUCache } from 'lru-cache';
-import type { Payload } from '../protocol/envelope.js';
 import { Channel, type Subscriber } from './channel.js';
-import { Frontier, MutableFrontier, WHOLE_RECORD, messageId, parseCursor } from './position.js';
+import { Frontier, MutableFrontier, WHOLE_RECORD, messageId, parseCursor } from '../log/position.js';
 import { PreparedMessage } from './prepared-message.js';
 import type { RingLimits } from './ring.js';
+import type { MessageSink, RoutedMessage } from '../log/routed-message.js';
 
 export interface EngineOptions {
   /** Names the log; cursors from another epoch are answered with a reset. */
@@ -25,16 +25,6 @@ export interface EngineOptions {
   /** The node has seen every record after this frontier (its read-back start). Default: all. */
   readonly start?: Frontier;
   readonly now?: () => number;
-}
-
-/** One channel message routed out of a log record. */
-export interface RoutedMessage {
-  readonly channel: string;
-  readonly payload: Payload;
-  /** Source timestamp in ms. */
-  readonly ts: number;
-  /** Index within a split record; undefined when the record was not split. */
-  readonly item?: number;
 }
 
 export type ResetReason = 'cursor_expired' | 'unknown_epoch' | 'bad_cursor';
@@ -72,7 +62,7 @@ export interface EngineStats {
   evictedChannels: number;
 }
 
-export class ChannelEngine {
+export class ChannelEngine implements MessageSink {
   readonly epoch: string;
   readonly partitions: number;
   readonly stats: EngineStats = {

@@ -4,7 +4,7 @@
  */
 import { DELTA_VARIANTS, type DeltaCodec } from '../delta/codec.js';
 import { deltaEnvelopeFields, envelopeFields, type Payload } from '../protocol/envelope.js';
-import type { Frontier } from './position.js';
+import type { Frontier } from '../log/position.js';
 
 /**
  * A way of putting a message on the wire (an SSE block, a WebSocket frame, …). Transports define

@@ -2,7 +2,7 @@
  * A channel's recent history: a circular buffer bounded by message count, bytes and age.
  * No I/O and no timers: age is enforced whenever the ring is touched.
  */
-import type { Frontier } from './position.js';
+import type { Frontier } from '../log/position.js';
 import type { PreparedMessage } from './prepared-message.js';
 
 export interface RingLimits {

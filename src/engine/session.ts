@@ -11,7 +11,7 @@ import type { Disconnect } from '../errors.js';
 import { DISCONNECTS } from '../errors.js';
 import type { Subscriber } from './channel.js';
 import type { ChannelEngine, Recovery, ResumePoint } from './engine.js';
-import type { Frontier } from './position.js';
+import type { Frontier } from '../log/position.js';
 import type { PreparedMessage, WireFormat } from './prepared-message.js';
 
 /** What a transport gives a session: a place to write shared bytes, and a way to hang up. */
@@ -41,6 +41,12 @@ export class Subscription implements Subscriber {
    * exactly that message, so a delta never crosses a gap, a skip or a (re)subscribe.
    */
   lastSentId: string | undefined;
+  /**
+   * Live messages that arrived while the subscription was being resumed (a read from the log in
+   * flight): sent, in order, once the backlog is out (Session.release). Null once released.
+   */
+  held: PreparedMessage[] | null = null;
+  heldBytes = 0;
 
   constructor(
     readonly session: Session,
@@ -53,7 +59,8 @@ export class Subscription implements Subscriber {
   }
 
   deliver(message: PreparedMessage): void {
-    this.session.send(this, message);
+    if (this.held === null) this.session.send(this, message);
+    else this.session.hold(this, message);
   }
 }
 
@@ -93,15 +100,38 @@ export class Session {
    * writes any reset notice and then passes the backlog to {@link replay}, before returning to the
    * event loop, so that no live message can come between the backlog and the live stream.
    */
-  subscribe(channel: string, from: ResumePoint, delta: DeltaCodec | null = null): Recovery {
+  subscribe(channel: string, from: ResumePoint, delta: DeltaCodec | null = null, options: { held?: boolean } = {}): Recovery {
     this.unsubscribe(channel);
     // The client's cursor is the floor until a message's own cursor covers it: a cursor sent never
-    // moves backwards, even when it came from a node that had read further, or was advanced by a
-    // deep resume. In the common case the first message clears it.
+    // moves backwards, even when it came from a node that had read further. In the common case the
+    // first message clears it.
     const floor = from.kind === 'cursor' ? from.cursor : null;
     const subscription = new Subscription(this, channel, floor, delta);
+    if (options.held) subscription.held = [];
     this.#subscriptions.set(channel, subscription);
     return this.engine.subscribe(channel, subscription, from);
+  }
+
+  /** Keeps a live message of a held subscription for release(); bounded like the outbox. */
+  hold(subscription: Subscription, message: PreparedMessage): void {
+    if (this.#closed || subscription.held === null) return;
+    subscription.held.push(message);
+    subscription.heldBytes += message.size;
+    // A resume that takes so long that the live stream outgrows the outbox: the client is as
+    // slow as one that stopped reading, and resumes the same way.
+    if (subscription.heldBytes > this.limits.maxBufferedBytes) this.disconnect(DISCONNECTS.slow);
+  }
+
+  /** Sends what held subscriptions kept meanwhile, and from now on live messages as they come. */
+  release(): void {
+    const pending: PreparedMessage[] = [];
+    for (const subscription of this.#subscriptions.values()) {
+      if (subscription.held === null) continue;
+      pending.push(...subscription.held);
+      subscription.held = null;
+      subscription.heldBytes = 0;
+    }
+    if (pending.length > 0) this.replay(pending.length > 1 ? pending.sort((a, b) => a.seq - b.seq) : pending);
   }
 
   unsubscribe(channel: string): boolean {
@@ -152,6 +182,8 @@ export class Session {
     const frontier = this.engine.frontier();
     let shared: Frontier | null | undefined;
     for (const subscription of this.#subscriptions.values()) {
+      // Mid-resume, the frontier is ahead of what the client has been sent: no cursor to give yet.
+      if (subscription.held !== null) return undefined;
       if (subscription.floor !== null && frontier.covers(subscription.floor)) subscription.floor = null;
       if (shared === undefined) shared = subscription.floor;
       // One subscription ahead of this node and another not (WebSocket, per-channel cursors): a

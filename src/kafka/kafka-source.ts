@@ -8,10 +8,10 @@
  */
 import { createHash } from 'node:crypto';
 import { Consumer, ListOffsetTimestamps, ProduceAcks, Producer, stringSerializer } from '@platformatic/kafka';
-import { Frontier, WHOLE_RECORD, messageId } from '../engine/position.js';
+import { Frontier, WHOLE_RECORD, messageId } from '../log/position.js';
 import { PushError } from '../errors.js';
 import type { Logger } from '../logger.js';
-import type { PartitionStatus, PublishMessage, RecordHandler, Source, SourceHealth } from '../source/source.js';
+import type { PartitionStatus, PublishMessage, RecordHandler, Source, SourceHealth } from '../log/source.js';
 import { clientOptions, describeKafkaError, javaPartition } from './kafka-client.js';
 import type { KafkaOptions } from './kafka-options.js';
 import { PartitionFetcher, type PartitionRef } from './partition-fetcher.js';

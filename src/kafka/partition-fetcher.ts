@@ -7,7 +7,7 @@
  * incremental fetch session per broker, and two requests in flight on one session would race.
  */
 import { IS_CONTROL, ListOffsetTimestamps, type Consumer, type RecordsBatch } from '@platformatic/kafka';
-import type { LogRecord } from '../source/source.js';
+import type { LogRecord } from '../log/source.js';
 
 /** A partition of a configured topic, with its global index (the topic's base + the partition number). */
 export interface PartitionRef {

@@ -5,7 +5,7 @@
  * broker), and each is bounded by `maxRecords`. What retention has already deleted is reported,
  * so the caller can name the loss.
  */
-import type { LogRecord } from '../source/source.js';
+import type { LogRecord } from '../log/source.js';
 import type { PartitionFetcher } from './partition-fetcher.js';
 
 export interface RangeResult {

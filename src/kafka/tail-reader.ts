@@ -6,7 +6,7 @@
  * of state, and the server goes on serving what it holds.
  */
 import type { Logger } from '../logger.js';
-import type { LogRecord, RecordHandler } from '../source/source.js';
+import type { LogRecord, RecordHandler } from '../log/source.js';
 import { describeKafkaError, failureKind, type KafkaFailureKind } from './kafka-client.js';
 import type { PartitionFetcher, PartitionFetch, PartitionRef } from './partition-fetcher.js';
 

@@ -6,7 +6,7 @@ import { LRUCache } from 'lru-cache';
 import { PushError } from '../errors.js';
 import { channelNameProblem } from '../protocol/channel-name.js';
 import { payloadFromValue } from '../protocol/envelope.js';
-import type { PublishMessage, Source } from '../source/source.js';
+import type { PublishMessage, Source } from '../log/source.js';
 
 export interface PublisherOptions {
   readonly maxMessageBytes: number;

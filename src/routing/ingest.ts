@@ -2,11 +2,11 @@
  * Source → router → engine. A record the router refuses is reported and skipped, but the frontier
  * still moves past it, so cursors never point at a record that can never be delivered.
  */
-import type { ChannelEngine } from '../engine/engine.js';
-import type { LogRecord, RecordHandler } from '../source/source.js';
+import type { MessageSink } from '../log/routed-message.js';
+import type { LogRecord, RecordHandler } from '../log/source.js';
 import type { RecordRouter } from './record-router.js';
 
-export function createIngest(engine: ChannelEngine, router: RecordRouter, onBadRecord: (record: LogRecord, problem: string) => void): RecordHandler {
+export function createIngest(engine: MessageSink, router: RecordRouter, onBadRecord: (record: LogRecord, problem: string) => void): RecordHandler {
   return (records) => {
     for (const record of records) {
       let result;

@@ -2,10 +2,10 @@
  * Turns log records into channel messages. This first router takes the channel from the record key
  * and the payload from the value; a record it cannot route is reported and skipped, never fatal.
  */
-import type { RoutedMessage } from '../engine/engine.js';
+import type { RoutedMessage } from '../log/routed-message.js';
 import { channelNameProblem } from '../protocol/channel-name.js';
 import { payloadFromBytes } from '../protocol/envelope.js';
-import type { LogRecord } from '../source/source.js';
+import type { LogRecord } from '../log/source.js';
 
 export interface BadRecord {
   readonly record: LogRecord;

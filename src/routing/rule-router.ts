@@ -4,10 +4,10 @@
  * transform that picks and renames), and whether an array inside it becomes one message per item
  * (a split). A record a rule cannot apply to is reported with the reason and skipped.
  */
-import type { RoutedMessage } from '../engine/engine.js';
+import type { RoutedMessage } from '../log/routed-message.js';
 import { channelNameProblem } from '../protocol/channel-name.js';
 import { payloadFromBytes, payloadFromValue, type Payload } from '../protocol/envelope.js';
-import type { LogRecord } from '../source/source.js';
+import type { LogRecord } from '../log/source.js';
 import { ChannelTemplate } from './channel-template.js';
 import { parsePath, valueAt, type Path } from './json-path.js';
 import type { RecordRouter, RouteResult } from './record-router.js';

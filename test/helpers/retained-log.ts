@@ -4,8 +4,8 @@
  * always lands on the same one); `forget(offset)` plays retention on every partition.
  */
 import { randomBytes } from 'node:crypto';
-import { Frontier, messageId } from '../../src/engine/position.js';
-import type { LogRecord, PublishMessage, RecordHandler, Source } from '../../src/source/source.js';
+import { Frontier, messageId } from '../../src/log/position.js';
+import type { LogRecord, PublishMessage, RecordHandler, Source } from '../../src/log/source.js';
 
 export class RetainedLog implements Source {
   readonly kind = 'retained';

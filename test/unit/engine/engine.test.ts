@@ -1,13 +1,14 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { Subscriber } from '../../../src/engine/channel.js';
-import { ChannelEngine, mergeBacklogs, type EngineOptions, type Recovery, type RoutedMessage } from '../../../src/engine/engine.js';
-import { Frontier, WHOLE_RECORD, parseCursor } from '../../../src/engine/position.js';
+import { ChannelEngine, mergeBacklogs, type EngineOptions, type Recovery } from '../../../src/engine/engine.js';
+import type { RoutedMessage } from '../../../src/log/routed-message.js';
+import { Frontier, WHOLE_RECORD, parseCursor } from '../../../src/log/position.js';
 import type { PreparedMessage } from '../../../src/engine/prepared-message.js';
 import { payloadFromValue } from '../../../src/protocol/envelope.js';
 import { KeyRouter } from '../../../src/routing/record-router.js';
 import { createIngest } from '../../../src/routing/ingest.js';
-import type { LogRecord } from '../../../src/source/source.js';
+import type { LogRecord } from '../../../src/log/source.js';
 
 interface Harness {
   engine: ChannelEngine;

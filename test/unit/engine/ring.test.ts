@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Frontier, MutableFrontier, WHOLE_RECORD } from '../../../src/engine/position.js';
+import { Frontier, MutableFrontier, WHOLE_RECORD } from '../../../src/log/position.js';
 import { PreparedMessage } from '../../../src/engine/prepared-message.js';
 import { Ring, type RingLimits } from '../../../src/engine/ring.js';
 import { payloadFromValue } from '../../../src/protocol/envelope.js';

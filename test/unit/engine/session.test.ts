@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ChannelEngine, mergeBacklogs } from '../../../src/engine/engine.js';
-import { parseCursor, type Frontier } from '../../../src/engine/position.js';
+import { parseCursor, type Frontier } from '../../../src/log/position.js';
 import { defineWireFormat, type PreparedMessage } from '../../../src/engine/prepared-message.js';
 import { Session, type SessionSink } from '../../../src/engine/session.js';
 import { DISCONNECTS, type Disconnect } from '../../../src/errors.js';

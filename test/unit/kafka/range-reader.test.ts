@@ -4,7 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import type { PartitionFetch, PartitionFetcher } from '../../../src/kafka/partition-fetcher.js';
 import { RangeReader, RangeTooLargeError } from '../../../src/kafka/range-reader.js';
-import type { LogRecord } from '../../../src/source/source.js';
+import type { LogRecord } from '../../../src/log/source.js';
 
 /** Partitions of `length` records each, in batches of `batch`; `low` plays retention. */
 class FakeFetcher {

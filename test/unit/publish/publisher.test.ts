@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { PushError, type ErrorCode } from '../../../src/errors.js';
 import { MAX_IDEMPOTENCY_KEY_LENGTH, Publisher } from '../../../src/publish/publisher.js';
-import { EmbeddedLog } from '../../../src/source/embedded-log.js';
-import type { LogRecord, PublishMessage, Source } from '../../../src/source/source.js';
-import { Frontier } from '../../../src/engine/position.js';
+import { EmbeddedLog } from '../../../src/log/embedded-log.js';
+import type { LogRecord, PublishMessage, Source } from '../../../src/log/source.js';
+import { Frontier } from '../../../src/log/position.js';
 
 async function embedded(options: { maxBatch?: number; maxMessageBytes?: number } = {}) {
   const log = new EmbeddedLog('test');

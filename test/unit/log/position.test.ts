@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { Frontier, MAX_CURSOR_LENGTH, MutableFrontier, WHOLE_RECORD, messageId, parseCursor } from '../../../src/engine/position.js';
+import { Frontier, MAX_CURSOR_LENGTH, MutableFrontier, WHOLE_RECORD, messageId, parseCursor } from '../../../src/log/position.js';
 
 const W = WHOLE_RECORD;
 

@@ -2,7 +2,7 @@
  * A source is a log of records with positions: the embedded in-process log, or Kafka. The engine
  * never sees which one; both hand over records in order per partition and take publishes.
  */
-import type { Frontier } from '../engine/position.js';
+import type { Frontier } from './position.js';
 import type { Payload } from '../protocol/envelope.js';
 
 export interface LogRecord {

@@ -4,7 +4,7 @@
  * epoch at every start, so cursors from a previous run are recognised and answered with a reset.
  */
 import { randomBytes } from 'node:crypto';
-import { Frontier, messageId } from '../engine/position.js';
+import { Frontier, messageId } from './position.js';
 import type { LogRecord, PublishMessage, RecordHandler, Source } from './source.js';
 
 export class EmbeddedLog implements Source {

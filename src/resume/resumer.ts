@@ -1,0 +1,146 @@
+/**
+ * Where a resumed stream starts: the one owner of subscribe-and-resume for every transport.
+ *
+ * A request (channels, the client's cursor) becomes one plan: the resets, the messages read back
+ * from the log, the rings' backlog, the start cursor, and the live registration, with no gap and
+ * no overlap between any two of them. The order of the steps is what makes that hold under load:
+ *
+ * 1. Register the live subscriptions first, held (live messages are buffered, not sent), and in
+ *    the same synchronous step take each ring's backlog and note where the rings stop vouching
+ *    for the past (the gaps). From here on nothing can fall between rings and live.
+ * 2. Only then read the gaps back from the log (async). However many messages arrive meanwhile,
+ *    they are in the held buffer, not lost to an overrun ring.
+ * 3. The transport writes: resets, the read-back messages, the ring backlog, then releases the
+ *    held live messages. The three are disjoint by construction (the log range ends where the
+ *    rings start; the rings' backlog was taken at registration), so nothing is sent twice.
+ *
+ * A reset is sent only when the data is really gone: the log no longer has it (retention), it is
+ * over deepResumeMaxRecords, the cursor names another epoch, or there is no log to read.
+ */
+import type { DeltaCodec } from '../delta/codec.js';
+import { mergeBacklogs, type ChannelEngine, type Recovery, type ResetNotice, type ResumePoint } from '../engine/engine.js';
+import type { Frontier } from '../log/position.js';
+import type { PreparedMessage } from '../engine/prepared-message.js';
+import type { Session } from '../engine/session.js';
+import type { LogReadBack } from './log-read-back.js';
+
+/** How resumes were served, for the metrics. */
+export interface ResumeStats {
+  /** Resumes answered from the rings alone. */
+  ring: number;
+  /** Resumes that read from the log. */
+  log: number;
+  /** Resumes that sent a reset, by reason. */
+  reset: Record<string, number>;
+  /** Records read back from the log for resumes. */
+  recordsReadBack: number;
+}
+
+/** A streaming subscription's plan (SSE, WebSocket). */
+export interface StreamPlan {
+  readonly resets: readonly ResetNotice[];
+  /** Read back from the log, each with its own cursor: send with session.replayFromLog(). */
+  readonly fromLog: readonly PreparedMessage[];
+  /** The rings' backlog at registration: send with session.replay(). */
+  readonly backlog: readonly PreparedMessage[];
+  /** A cursor the client may store before the backlog arrives (never behind its own). */
+  readonly startCursor: Frontier;
+  /** True when the client resumed from a cursor and nothing is missing. */
+  readonly resumed: boolean;
+}
+
+/** A long-poll answer: what follows the cursor, at most `max`, and the cursor to continue from. */
+export interface PollAnswer {
+  readonly messages: readonly PreparedMessage[];
+  readonly resets: readonly ResetNotice[];
+  readonly cursor: Frontier;
+}
+
+export class Resumer {
+  readonly stats: ResumeStats = { ring: 0, log: 0, reset: {}, recordsReadBack: 0 };
+
+  constructor(
+    private readonly engine: ChannelEngine,
+    /** Absent when the source keeps no past (the embedded log): the rings are all there is. */
+    private readonly readBack?: LogReadBack,
+  ) {}
+
+  /** Reads a client's cursor text (undefined or empty: from now). */
+  resumePoint(text: string | undefined): ResumePoint {
+    return this.engine.resumePoint(text);
+  }
+
+  /**
+   * Subscribes `session` to `channels` from `from` (steps 1 and 2 above). The subscriptions stay
+   * held until the caller has written the plan and calls session.release(). Resolves with
+   * undefined when the session closed meanwhile.
+   */
+  async subscribe(session: Session, channels: readonly string[], from: ResumePoint, delta: DeltaCodec | null): Promise<StreamPlan | undefined> {
+    const recoveries = channels.map((channel) => session.subscribe(channel, from, delta, { held: true }));
+    const gaps = this.#gapsToRead(recoveries, channels, from);
+    let resets = recoveries.flatMap((recovery) => (recovery.reset ? [recovery.reset] : []));
+    let fromLog: readonly PreparedMessage[] = [];
+    if (gaps !== undefined && this.readBack && from.kind === 'cursor') {
+      const read = await this.readBack.read(channels, from.cursor, gaps);
+      if (session.closed) return undefined;
+      this.stats.recordsReadBack += read.records;
+      fromLog = read.messages;
+      // The rings' own "expired" notices are answered by the log; what it could not give stays.
+      resets = [...resets.filter((reset) => reset.reason !== 'cursor_expired'), ...read.resets];
+    }
+    const backlog = mergeBacklogs(recoveries);
+    this.#count(from, gaps !== undefined, resets);
+    // Read-back messages first: before they arrive, the client may only store its own cursor.
+    const startCursor = fromLog.length > 0 && from.kind === 'cursor' ? from.cursor : this.engine.startCursor(from, backlog);
+    return { resets, fromLog, backlog, startCursor, resumed: from.kind === 'cursor' && resets.length === 0 };
+  }
+
+  /**
+   * What follows `from` on `channels` (long-poll), at most `max` messages. The rings are read and
+   * the gaps noted in one synchronous step, before any read from the log, so messages arriving
+   * during the read cannot push the needed ones out of a ring.
+   */
+  async collect(channels: readonly string[], from: ResumePoint, max: number): Promise<PollAnswer> {
+    const recoveries = channels.map((channel) => this.engine.recover(channel, from));
+    const frontier = this.engine.frontier();
+    const gaps = this.#gapsToRead(recoveries, channels, from);
+    let resets = recoveries.flatMap((recovery) => (recovery.reset ? [recovery.reset] : []));
+    let fromLog: readonly PreparedMessage[] = [];
+    if (gaps !== undefined && this.readBack && from.kind === 'cursor') {
+      const read = await this.readBack.read(channels, from.cursor, gaps);
+      this.stats.recordsReadBack += read.records;
+      fromLog = read.messages;
+      resets = [...resets.filter((reset) => reset.reason !== 'cursor_expired'), ...read.resets];
+    }
+    this.#count(from, gaps !== undefined, resets);
+    const all = [...fromLog, ...mergeBacklogs(recoveries)];
+    if (all.length <= max) return { messages: all, resets, cursor: neverBehind(frontier, from) };
+    // Cut: the cursor is the last message's own. A ring message's cursor may lie behind the end
+    // of the range read back on those partitions; raise it there, or the next poll reads it again.
+    const messages = all.slice(0, max);
+    let cursor = (messages[max - 1] as PreparedMessage).frontier;
+    if (max > fromLog.length && fromLog.length > 0) cursor = cursor.max((fromLog[fromLog.length - 1] as PreparedMessage).frontier);
+    return { messages, resets, cursor: neverBehind(cursor, from) };
+  }
+
+  /** The gaps to read from the log, or undefined when the rings are enough (or no log can help). */
+  #gapsToRead(recoveries: readonly Recovery[], channels: readonly string[], from: ResumePoint): ReturnType<ChannelEngine['gaps']> | undefined {
+    if (!this.readBack || from.kind !== 'cursor') return undefined;
+    if (!recoveries.some((recovery) => recovery.reset?.reason === 'cursor_expired')) return undefined;
+    const gaps = this.engine.gaps(channels, from.cursor);
+    return gaps.size > 0 ? gaps : undefined;
+  }
+
+  #count(from: ResumePoint, readLog: boolean, resets: readonly ResetNotice[]): void {
+    if (from.kind === 'now') return;
+    if (readLog) this.stats.log++;
+    else this.stats.ring++;
+    const reasons = new Set(resets.map((reset) => reset.reason));
+    for (const reason of reasons) this.stats.reset[reason] = (this.stats.reset[reason] ?? 0) + 1;
+  }
+}
+
+/** A cursor handed back is never behind the client's own (it may come from a node that read further). */
+export function neverBehind(cursor: Frontier, from: ResumePoint): Frontier {
+  return from.kind === 'cursor' ? cursor.max(from.cursor) : cursor;
+}

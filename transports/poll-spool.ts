@@ -1,0 +1,135 @@
+/**
+ * Held long-polls, spooled: waiters on the same channels, cursor and delta option share one engine
+ * registration, receive the messages that come (not a re-read of the rings, which a burst may have
+ * overrun meanwhile), and share one reply body, built once per wake-up.
+ */
+import type { DeltaCodec } from '../src/delta/codec.js';
+import type { Subscriber } from '../src/engine/channel.js';
+import { mergeBacklogs, type ChannelEngine } from '../src/engine/engine.js';
+import type { Frontier } from '../src/log/position.js';
+import type { PreparedMessage } from '../src/engine/prepared-message.js';
+import { pollBody } from './poll-format.js';
+
+export interface PollWaiter {
+  readonly entry: SpoolEntry;
+  readonly answer: (body: string) => void;
+}
+
+class SpoolEntry implements Subscriber {
+  readonly waiters = new Set<PollWaiter>();
+  readonly messages: PreparedMessage[] = [];
+  /** More came than one reply may carry: the reply's cursor is its last message's. */
+  full = false;
+  /** The rings were overrun before the poll was registered: answer with no messages and its own cursor. */
+  retry = false;
+  scheduled = false;
+  answered = false;
+
+  constructor(
+    readonly key: string,
+    readonly channels: readonly string[],
+    /** Everything at or before it was examined already: the held poll's starting point. */
+    readonly cursor: Frontier,
+    readonly delta: DeltaCodec | null,
+    private readonly spool: PollSpool,
+  ) {}
+
+  deliver(message: PreparedMessage): void {
+    // The client's cursor may be ahead of this node (it came from another): it has those already.
+    if (this.answered || this.retry || message.isCoveredBy(this.cursor)) return;
+    this.take(message);
+  }
+
+  take(message: PreparedMessage): void {
+    if (this.messages.length < this.spool.maxMessages) this.messages.push(message);
+    else this.full = true;
+    if (this.scheduled) return;
+    this.scheduled = true;
+    // Wait for the end of this turn of the event loop, so a burst goes out as one reply.
+    setImmediate(() => this.spool.answer(this));
+  }
+}
+
+export class PollSpool {
+  readonly #entries = new Map<string, SpoolEntry>();
+
+  constructor(
+    private readonly engine: ChannelEngine,
+    readonly maxMessages: number,
+  ) {}
+
+  /** Waiters held now. */
+  get size(): number {
+    let count = 0;
+    for (const entry of this.#entries.values()) count += entry.waiters.size;
+    return count;
+  }
+
+  /**
+   * Holds a poll that found nothing after `cursor` on `channels`; `answer` gets the reply body
+   * once messages come (or the server shuts down).
+   */
+  wait(channels: readonly string[], cursor: Frontier, delta: DeltaCodec | null, answer: (body: string) => void): PollWaiter {
+    const key = `${channels.join('\n')}\n${cursor.toString()}\n${delta?.format ?? ''}`;
+    let entry = this.#entries.get(key);
+    if (!entry) {
+      entry = new SpoolEntry(key, channels, cursor, delta, this);
+      this.#entries.set(key, entry);
+      const point = { kind: 'cursor', cursor } as const;
+      // Registered and checked in one synchronous step: anything that came after the poll looked
+      // (while it awaited) is taken now; nothing can fall between the look and the registration.
+      const missed = channels.map((channel) => this.engine.subscribe(channel, entry as SpoolEntry, point));
+      if (missed.some((recovery) => recovery.reset)) {
+        // Overrun meanwhile: answer at once with the same cursor; the next poll reads the log.
+        entry.retry = true;
+        entry.scheduled = true;
+        setImmediate(() => this.answer(entry as SpoolEntry));
+      } else {
+        for (const message of mergeBacklogs(missed)) entry.take(message);
+      }
+    }
+    const waiter: PollWaiter = { entry, answer };
+    entry.waiters.add(waiter);
+    return waiter;
+  }
+
+  /**
+   * The waiter's time is up: false when an answer is already on its way (messages came this turn,
+   * e.g. from a timer that published), which then goes out as usual.
+   */
+  expire(waiter: PollWaiter): boolean {
+    return waiter.entry.scheduled ? false : this.leave(waiter);
+  }
+
+  /** Stops waiting (the client left); false when the waiter was answered already. */
+  leave(waiter: PollWaiter): boolean {
+    const { entry } = waiter;
+    if (entry.answered || !entry.waiters.delete(waiter)) return false;
+    if (entry.waiters.size === 0) this.#drop(entry);
+    return true;
+  }
+
+  /** Answers every waiter now (shutdown): what came so far, with its cursor. */
+  answerAll(): void {
+    for (const entry of [...this.#entries.values()]) this.answer(entry);
+  }
+
+  answer(entry: SpoolEntry): void {
+    if (entry.answered) return;
+    this.#drop(entry);
+    if (entry.waiters.size === 0) return;
+    const messages = entry.retry ? [] : entry.messages;
+    const last = messages[messages.length - 1];
+    // All that came is in the reply: the node's frontier. Cut: the last message's own cursor.
+    const cursor = entry.retry ? entry.cursor : (entry.full && last ? last.frontier : this.engine.frontier()).max(entry.cursor);
+    const body = pollBody(messages, cursor.toString(), [], entry.delta);
+    for (const waiter of entry.waiters) waiter.answer(body);
+    entry.waiters.clear();
+  }
+
+  #drop(entry: SpoolEntry): void {
+    entry.answered = true;
+    if (this.#entries.get(entry.key) === entry) this.#entries.delete(entry.key);
+    for (const channel of entry.channels) this.engine.unsubscribe(channel, entry);
+  }
+}
