@@ -299,4 +299,25 @@ describe('resume under load', () => {
       first: undefined,
     });
   });
+
+  // ---- A held poll over more channels than the idle-channel cache keeps ---------------------------
+
+  it('poll: a poll held over 10 channels with --max-idle-channels 2 gets a message published during the hold, with no reset', async () => {
+    const server = await start({ maxIdleChannels: 2 });
+    const channels = Array.from({ length: 10 }, (_, i) => `idle/${i}`);
+    const query = (cursor: string | undefined, timeout: number): string => {
+      const params = new URLSearchParams(channels.map((channel) => ['channel', channel]));
+      params.set('timeout', String(timeout));
+      if (cursor !== undefined) params.set('cursor', cursor);
+      return `${server.url}/v1/poll?${params}`;
+    };
+    const head = ((await (await fetch(query(undefined, 0))).json()) as PollBody).cursor;
+    const held = fetch(query(head, 30)).then(async (response) => (await response.json()) as PollBody);
+    await waitForMetric(server.url, 'edgepush_connections{transport="poll"}', 1);
+    await publish(server.url, [{ channel: 'idle/7', data: 'during the hold' }]);
+    const reply = await held;
+    expect(reply.resets ?? []).toEqual([]);
+    expect(reply.messages.map((m) => [m.channel, m.data])).toEqual([['idle/7', 'during the hold']]);
+  });
 });
+
