@@ -174,6 +174,15 @@ export class Session {
     } finally {
       this.#replaying = false;
     }
+    // The read-back moved the resumed subscriptions' cursors past the client's own: the rings'
+    // messages that follow must not carry a cursor behind it (their own may lie behind it on the
+    // partitions read back), so it becomes their floor.
+    const last = messages[messages.length - 1];
+    if (last) {
+      for (const subscription of this.#subscriptions.values()) {
+        if (subscription.held !== null) subscription.floor = subscription.floor ? subscription.floor.max(last.frontier) : last.frontier;
+      }
+    }
     this.#allowance = Math.max(this.#allowance, this.sink.bufferedAmount - this.limits.maxBufferedBytes);
   }
 

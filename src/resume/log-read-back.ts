@@ -59,12 +59,12 @@ export class LogReadBack {
         records += range.records.length;
         if (range.firstAvailable !== undefined) {
           const lostTo = at.withPosition(partition, range.firstAvailable - 1, WHOLE_RECORD);
-          for (const channel of channels) resets.push(lostNotice(channel, at, lostTo, 'the log no longer holds these messages (retention)'));
+          for (const channel of channels) resets.push(lostNotice(channel, cursor, lostTo, 'the log no longer holds these messages (retention)'));
         }
         at = this.#replay(range.records, wanted, at, end, messages);
       } catch (error) {
         this.log.warn({ err: error, partition }, 'resume could not read the log');
-        for (const channel of channels) resets.push(lostNotice(channel, at, end, `messages could not be read back from the log: ${(error as Error).message}`));
+        for (const channel of channels) resets.push(lostNotice(channel, cursor, end, `messages could not be read back from the log: ${(error as Error).message}`));
       }
       at = at.max(end);
     }
@@ -93,6 +93,7 @@ export class LogReadBack {
   }
 }
 
+/** `from` is the client's own cursor, as protocol.md promises; `to` where what follows is complete. */
 function lostNotice(channel: string, from: Frontier, to: Frontier, message: string): ResetNotice {
   return { reason: 'cursor_expired', channel, message, from: from.toString(), to: to.toString() };
 }

@@ -11,8 +11,9 @@
  * 2. Only then read the gaps back from the log (async). However many messages arrive meanwhile,
  *    they are in the held buffer, not lost to an overrun ring.
  * 3. The transport writes: resets, the read-back messages, the ring backlog, then releases the
- *    held live messages. The three are disjoint by construction (the log range ends where the
- *    rings start; the rings' backlog was taken at registration), so nothing is sent twice.
+ *    held live messages. The three are disjoint by construction (the rings' backlog is cut where
+ *    the range read back ends; it was taken at registration, before anything was held), so
+ *    nothing is sent twice and everything goes in log order.
  *
  * A reset is sent only when the data is really gone: the log no longer has it (retention), it is
  * over deepResumeMaxRecords, the cursor names another epoch, or there is no log to read.
@@ -22,7 +23,7 @@ import { mergeBacklogs, type ChannelEngine, type Recovery, type ResetNotice, typ
 import type { Frontier } from '../log/position.js';
 import type { PreparedMessage } from '../engine/prepared-message.js';
 import type { Session } from '../engine/session.js';
-import type { LogReadBack } from './log-read-back.js';
+import type { Gaps, LogReadBack } from './log-read-back.js';
 
 /** How resumes were served, for the metrics. */
 export interface ResumeStats {
@@ -78,6 +79,8 @@ export class Resumer {
   async subscribe(session: Session, channels: readonly string[], from: ResumePoint, delta: DeltaCodec | null): Promise<StreamPlan | undefined> {
     const recoveries = channels.map((channel) => session.subscribe(channel, from, delta, { held: true }));
     const gaps = this.#gapsToRead(recoveries, channels, from);
+    // Held live messages all come after this point.
+    const registeredAt = this.engine.frontier();
     let resets = recoveries.flatMap((recovery) => (recovery.reset ? [recovery.reset] : []));
     let fromLog: readonly PreparedMessage[] = [];
     if (gaps !== undefined && this.readBack && from.kind === 'cursor') {
@@ -88,10 +91,9 @@ export class Resumer {
       // The rings' own "expired" notices are answered by the log; what it could not give stays.
       resets = [...resets.filter((reset) => reset.reason !== 'cursor_expired'), ...read.resets];
     }
-    const backlog = mergeBacklogs(recoveries);
+    const backlog = afterReadBack(mergeBacklogs(recoveries), from, gaps);
     this.#count(from, gaps !== undefined, resets);
-    // Read-back messages first: before they arrive, the client may only store its own cursor.
-    const startCursor = fromLog.length > 0 && from.kind === 'cursor' ? from.cursor : this.engine.startCursor(from, backlog);
+    const startCursor = this.#startCursor(from, fromLog, backlog, resets, registeredAt);
     return { resets, fromLog, backlog, startCursor, resumed: from.kind === 'cursor' && resets.length === 0 };
   }
 
@@ -113,7 +115,7 @@ export class Resumer {
       resets = [...resets.filter((reset) => reset.reason !== 'cursor_expired'), ...read.resets];
     }
     this.#count(from, gaps !== undefined, resets);
-    const all = [...fromLog, ...mergeBacklogs(recoveries)];
+    const all = [...fromLog, ...afterReadBack(mergeBacklogs(recoveries), from, gaps)];
     if (all.length <= max) return { messages: all, resets, cursor: neverBehind(frontier, from) };
     // Cut: the cursor is the last message's own. A ring message's cursor may lie behind the end
     // of the range read back on those partitions; raise it there, or the next poll reads it again.
@@ -121,6 +123,17 @@ export class Resumer {
     let cursor = (messages[max - 1] as PreparedMessage).frontier;
     if (max > fromLog.length && fromLog.length > 0) cursor = cursor.max((fromLog[fromLog.length - 1] as PreparedMessage).frontier);
     return { messages, resets, cursor: neverBehind(cursor, from) };
+  }
+
+  /**
+   * A cursor the client may store at once, before anything else of the plan arrives: its own
+   * while read-back messages or reset notices are still to come (a client that drops then must
+   * get them again); else just before the rings' backlog; else where the live registration began.
+   */
+  #startCursor(from: ResumePoint, fromLog: readonly PreparedMessage[], backlog: readonly PreparedMessage[], resets: readonly ResetNotice[], registeredAt: Frontier): Frontier {
+    if (from.kind === 'cursor' && (fromLog.length > 0 || resets.length > 0)) return from.cursor;
+    if (backlog.length > 0) return this.engine.startCursor(from, backlog);
+    return neverBehind(registeredAt, from);
   }
 
   /** The gaps to read from the log, or undefined when the rings are enough (or no log can help). */
@@ -138,6 +151,19 @@ export class Resumer {
     const reasons = new Set(resets.map((reset) => reset.reason));
     for (const reason of reasons) this.stats.reset[reason] = (this.stats.reset[reason] ?? 0) + 1;
   }
+}
+
+/**
+ * The rings' backlog after the range read back. The range is the furthest gap of the request's
+ * channels on each partition, so it may reach into another channel's ring: what lies in it was
+ * either read back (sent once, from the log) or is gone from the log and named by a reset; the
+ * ring's copy would be a duplicate or out of log order.
+ */
+function afterReadBack(backlog: PreparedMessage[], from: ResumePoint, gaps: Gaps | undefined): PreparedMessage[] {
+  if (gaps === undefined || from.kind !== 'cursor') return backlog;
+  let end = from.cursor;
+  for (const [partition, upTo] of gaps) end = end.max(from.cursor.withPosition(partition, upTo.offset, upTo.item));
+  return backlog.filter((message) => !message.isCoveredBy(end));
 }
 
 /** A cursor handed back is never behind the client's own (it may come from a node that read further). */

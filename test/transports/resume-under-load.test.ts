@@ -306,7 +306,7 @@ describe('resume under load', () => {
     const server = await start({ maxIdleChannels: 2 });
     const channels = Array.from({ length: 10 }, (_, i) => `idle/${i}`);
     const query = (cursor: string | undefined, timeout: number): string => {
-      const params = new URLSearchParams(channels.map((channel) => ['channel', channel]));
+      const params = new URLSearchParams(channels.map((channel): [string, string] => ['channel', channel]));
       params.set('timeout', String(timeout));
       if (cursor !== undefined) params.set('cursor', cursor);
       return `${server.url}/v1/poll?${params}`;
