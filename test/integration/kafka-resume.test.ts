@@ -120,6 +120,37 @@ describe.skipIf(!kafkaAvail.ok)(kafkaSuiteTitle(`resume from Kafka ${KAFKA_VERSI
     });
   }
 
+  for (const transport of TRANSPORTS) {
+    it(`${transport}: a deep resume while the channel gets 5x the ring per read from Kafka loses nothing and resets nothing`, async () => {
+      const { topic, options } = await topicWithOptions();
+      const server = await res.server(options);
+      const channel = `busy/${transport}`;
+      const cursor = await cursorThenLeave(transport, server.url, channel);
+      const sent = await produceOn(topic, channel, 50);
+      await consumedUpTo(server.url, channel, sent.at(-1)!.id);
+
+      // Every range read from Kafka first waits for a burst of 5x the ring on the channel to be
+      // produced and taken by the node: the rings move on while the resume reads.
+      const source = kafkaSourceOf(server);
+      const readRange = source.readRange.bind(source);
+      const bursts: Array<Array<{ id: string; data: unknown }>> = [];
+      source.readRange = async (partition, after, upTo) => {
+        if (bursts.length < 3) {
+          const burst = await produceOn(topic, channel, 5 * RING, 50 + bursts.length * 5 * RING);
+          bursts.push(burst);
+          await consumedUpTo(server.url, channel, burst.at(-1)!.id);
+        }
+        return readRange(partition, after, upTo);
+      };
+
+      const back = res.open(transport, server.url, [channel], { cursor });
+      const expected = (): Array<{ id: string; data: unknown }> => [...sent, ...bursts.flat()];
+      await back.waitFor(() => bursts.length > 0 && back.received.length >= expected().length, 'everything produced before and during the resume');
+      expect(got(back)).toEqual(expected());
+      expect(back.resets).toEqual([]);
+    });
+  }
+
   it('records deleted by retention: a reset naming from/to, then everything still held', async () => {
     const { topic, options } = await topicWithOptions();
     const server = await res.server(options);
