@@ -28,17 +28,7 @@ export function createMetrics(engine: ChannelEngine, source?: Source, resumer?: 
   const slow = new Counter({ name: 'edgepush_slow_disconnects_total', help: 'Connections closed because their outbox passed the limit.', labelNames: ['transport'], registers: [registry] });
   const published = new Counter({ name: 'edgepush_published_messages_total', help: 'Messages accepted by publish.', registers: [registry] });
   const stats = engine.stats;
-  const fromStats = (name: string, help: string, read: () => number): void => {
-    new Counter({
-      name,
-      help,
-      registers: [registry],
-      collect() {
-        this.reset();
-        this.inc(read());
-      },
-    });
-  };
+  const fromStats = (name: string, help: string, read: () => number): void => scrapedCounter(registry, name, help, read);
   fromStats('edgepush_records_total', 'Log records taken by the engine.', () => stats.records);
   fromStats('edgepush_duplicate_records_total', 'Log records skipped as already seen.', () => stats.duplicateRecords);
   fromStats('edgepush_messages_total', 'Channel messages dispatched.', () => stats.messages);
@@ -118,17 +108,7 @@ function registerSourceHealth(registry: Registry, health: NonNullable<Source['he
       for (const [kind, count] of Object.entries(health().failures)) this.inc({ kind }, count);
     },
   });
-  const total = (name: string, help: string, read: () => number): void => {
-    new Counter({
-      name,
-      help,
-      registers: [registry],
-      collect() {
-        this.reset();
-        this.inc(read());
-      },
-    });
-  };
+  const total = (name: string, help: string, read: () => number): void => scrapedCounter(registry, name, help, read);
   total('edgepush_kafka_skipped_records_total', 'Records deleted by retention before this node could read them.', () => health().skippedRecords);
   total('edgepush_kafka_records_read_back_total', 'Records read back from Kafka for deep resumes.', () => health().recordsReadBack);
 }
@@ -157,13 +137,18 @@ function registerResumeOutcomes(registry: Registry, resumer: Resumer): void {
       for (const [reason, count] of Object.entries(stats.reset)) this.inc({ reason }, count);
     },
   });
+  scrapedCounter(registry, 'edgepush_resume_records_read_back_total', 'Log records read back to serve resumes.', () => stats.recordsReadBack);
+}
+
+/** A counter whose value is read at scrape time from a plain number kept elsewhere. */
+function scrapedCounter(registry: Registry, name: string, help: string, read: () => number): void {
   new Counter({
-    name: 'edgepush_resume_records_read_back_total',
-    help: 'Log records read back to serve resumes.',
+    name,
+    help,
     registers: [registry],
     collect() {
       this.reset();
-      this.inc(stats.recordsReadBack);
+      this.inc(read());
     },
   });
 }
