@@ -18,6 +18,7 @@ export const ERROR_CODES = {
   unknown_op: { status: 400, retryable: false, description: 'A WebSocket frame names an op the server does not know.' },
   not_subscribed: { status: 400, retryable: false, description: 'An unsubscribe names a channel the connection is not subscribed to.' },
   unsupported_frame: { status: 400, retryable: false, description: 'A binary WebSocket frame where only JSON text frames are accepted.' },
+  unsupported_media_type: { status: 415, retryable: false, description: 'A request body that is not application/json.' },
   message_too_large: { status: 413, retryable: false, description: 'A published message, request body or frame is over the size limit.' },
   publish_disabled: { status: 403, retryable: false, description: 'This server does not accept publishes from clients (allowPublish is off).' },
   not_found: { status: 404, retryable: false, description: 'No such route.' },

@@ -5,6 +5,9 @@
 import type { FastifyError, FastifyReply } from 'fastify';
 import { ERROR_CODES, PushError, type ErrorCode } from '../src/errors.js';
 
+/** What a body that is not JSON is told (publish takes application/json only). */
+export const UNSUPPORTED_BODY = 'send the body as application/json (content-type: application/json)';
+
 export function sendError(reply: FastifyReply, error: PushError): FastifyReply {
   return reply.code(error.status).header('cache-control', 'no-store').send({ error: error.toJSON() });
 }
@@ -20,6 +23,7 @@ export function toPushError(error: unknown): PushError {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
       return new PushError('message_too_large', 'request body is over the size limit');
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return new PushError('unsupported_media_type', UNSUPPORTED_BODY);
     case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
       return new PushError('bad_request', fastifyError.message ?? 'unsupported request body');
   }
