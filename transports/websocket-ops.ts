@@ -64,6 +64,8 @@ export function parseClientOp(value: unknown): ClientOp {
 }
 
 function channelField(fields: Record<string, unknown>): string {
+  // A missing field is a malformed op; a name that breaks the rules is a bad channel.
+  if (fields['channel'] === undefined) throw new PushError('bad_request', 'the op needs a channel field');
   const problem = channelNameProblem(fields['channel']);
   if (problem) throw new PushError('bad_channel', problem);
   return fields['channel'] as string;

@@ -44,6 +44,8 @@ export class Publisher {
         throw new PushError('bad_request', `${items.length > 1 ? `messages[${index}]` : 'body'} must be a JSON object`);
       }
       const { channel, data } = item as { channel?: unknown; data?: unknown };
+      // A missing field is a malformed request (as on the WebSocket); a name that breaks the rules is a bad channel.
+      if (channel === undefined) throw new PushError('bad_request', `${where}channel is required`);
       const problem = channelNameProblem(channel);
       if (problem) throw new PushError('bad_channel', `${where}${problem}`);
       if (data === undefined) throw new PushError('bad_request', `${where}data is required`);

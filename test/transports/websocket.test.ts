@@ -25,6 +25,8 @@ describe('WebSocket specifics', () => {
       ['{"channel": "a"}', 'bad_request'],
       ['{"op": "dance", "id": "d1"}', 'unknown_op'],
       ['{"op": "subscribe", "channel": "a//b", "id": "s1"}', 'bad_channel'],
+      ['{"op": "subscribe", "id": "s2"}', 'bad_request'],
+      ['{"op": "publish", "data": 1}', 'bad_request'],
       ['{"op": "subscribe", "channel": "a", "cursor": 5}', 'bad_request'],
       ['{"op": "unsubscribe", "channel": "never/subscribed"}', 'not_subscribed'],
       [JSON.stringify({ op: 'publish', channel: 'big', data: 'x'.repeat(2000), id: 'p1' }), 'message_too_large'],

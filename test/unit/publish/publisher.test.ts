@@ -66,7 +66,9 @@ describe('Publisher', () => {
     it('rejects a bad channel name with bad_channel, naming the item', async () => {
       const { publisher } = await embedded();
       await expectCode(publisher.publish([{ channel: 'a//b', data: 1 }]), 'bad_channel', /levels must not be empty/);
-      await expectCode(publisher.publish([{ data: 1 }]), 'bad_channel', /must be a string/);
+      await expectCode(publisher.publish([{ channel: 5, data: 1 }]), 'bad_channel', /must be a string/);
+      // Missing altogether: a malformed request, as on the WebSocket.
+      await expectCode(publisher.publish([{ data: 1 }]), 'bad_request', /channel is required/);
       await expectCode(publisher.publish([{ channel: 'ok', data: 1 }, { channel: '', data: 1 }]), 'bad_channel', /^messages\[1\]\.channel must not be empty/);
     });
 
