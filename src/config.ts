@@ -126,12 +126,19 @@ export function defaultOptions(): ServerOptions {
   return out as unknown as ServerOptions;
 }
 
-/** Converts one raw value (a string from env/CLI, or a JSON value from the file) or throws. */
-function coerce(key: keyof ServerOptions, raw: unknown, where: string): number | string | boolean | Record<string, unknown> {
+/**
+ * Converts one raw value (a string from env/CLI, or a JSON value from the file) or throws. A file
+ * is typed JSON: there `"500"` is a string, not a number, and `"true"` not a boolean.
+ */
+function coerce(key: keyof ServerOptions, raw: unknown, where: string, typed = false): number | string | boolean | Record<string, unknown> {
   const spec = OPTION_SPECS[key];
   const fail = (expected: string): never => {
     throw new ConfigError(`invalid configuration: ${where} must be ${expected}, got ${JSON.stringify(raw)}`);
   };
+  if (typed && typeof raw === 'string' && spec.kind !== 'string' && spec.kind !== 'level') {
+    const expected = spec.kind === 'boolean' ? 'true or false' : spec.kind === 'object' ? 'a JSON object' : spec.kind === 'integer' ? 'an integer' : 'a number';
+    return fail(`${expected} (a JSON ${spec.kind === 'boolean' ? 'boolean' : spec.kind === 'object' ? 'object' : 'number'}, not a string)`);
+  }
   switch (spec.kind) {
     case 'boolean': {
       if (typeof raw === 'boolean') return raw;
@@ -182,14 +189,15 @@ export function resolveOptions(sources: ConfigSources): ServerOptions {
     try {
       parsed = JSON.parse(readFileSync(sources.file, 'utf8'));
     } catch (error) {
-      throw new ConfigError(`invalid configuration: cannot read config file ${sources.file}: ${(error as Error).message}`);
+      // YAML and the like are a common guess: say which format is wanted.
+      throw new ConfigError(`invalid configuration: cannot read config file ${sources.file} (it must be JSON): ${(error as Error).message}`);
     }
     if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
       throw new ConfigError(`invalid configuration: config file ${sources.file} must hold a JSON object`);
     }
     for (const [key, raw] of Object.entries(parsed)) {
       if (!Object.hasOwn(OPTION_SPECS, key)) throw new ConfigError(`invalid configuration: unknown key "${key}" in ${sources.file}`);
-      options[key] = coerce(key as keyof ServerOptions, raw, `"${key}" in ${sources.file}`);
+      options[key] = coerce(key as keyof ServerOptions, raw, `"${key}" in ${sources.file}`, true);
     }
   }
   for (const key of KEYS) {

@@ -74,6 +74,19 @@ describe('config', () => {
       expect(errorOf(() => resolveOptions({ file: configFile({ demo: 'maybe' }) })).message).toMatch(/"demo" in .* must be true or false/);
     });
 
+    it('takes a file as typed JSON: a number or boolean given as a string is refused, naming the key', () => {
+      expect(errorOf(() => resolveOptions({ file: configFile({ historySize: '500' }) })).message).toMatch(/"historySize" in .* must be an integer \(a JSON number, not a string\), got "500"/);
+      expect(errorOf(() => resolveOptions({ file: configFile({ demo: 'true' }) })).message).toMatch(/"demo" in .* must be true or false \(a JSON boolean, not a string\)/);
+      expect(errorOf(() => resolveOptions({ file: configFile({ kafka: '{"brokers":["k:9092"]}' }) })).message).toMatch(/"kafka" in .* must be a JSON object/);
+      // The environment and the command line are strings by nature.
+      expect(resolveOptions({ env: { EDGEPUSH_HISTORY_SIZE: '500' } }).historySize).toBe(500);
+      expect(resolveOptions({ file: configFile({ historySize: 500, host: '127.0.0.1', logLevel: 'warn' }) })).toMatchObject({ historySize: 500, host: '127.0.0.1', logLevel: 'warn' });
+    });
+
+    it('says the config file must be JSON when it is not (YAML, say)', () => {
+      expect(errorOf(() => resolveOptions({ file: configFile('historySize: 500\n') })).message).toMatch(/cannot read config file .* \(it must be JSON\)/);
+    });
+
     it('rejects an unknown key in the file', () => {
       const file = configFile({ port: 80, prot: 81 });
       expect(errorOf(() => resolveOptions({ file })).message).toContain(`unknown key "prot" in ${file}`);
