@@ -62,7 +62,12 @@ async function main(): Promise<void> {
     return;
   }
   const server = await startServer(options);
-  server.app.log.info(`edgepush listening on ${server.url} (source: ${server.source.kind}, epoch ${server.source.epoch})${options.demo ? `; demo page at ${server.url}/` : ''}`);
+  const everywhere = options.host === '0.0.0.0' || options.host === '::';
+  server.app.log.info(
+    `edgepush ready: source ${server.source.kind}, epoch ${server.source.epoch}${options.demo ? `; demo page at ${server.url}/` : ''}` +
+      // Right in a container, surprising on a laptop: say it.
+      (everywhere ? `; bound to all interfaces (--host 127.0.0.1 keeps it on this machine)` : ''),
+  );
   const stop = (signal: string): void => {
     server.app.log.info(`${signal}: shutting down`);
     server.close().then(

@@ -72,7 +72,8 @@ export async function startServer(options: ServerOptions, extras: StartExtras = 
       logBadRecord(`skipped a log record: ${problem}`, { ...where, partition: record.partition, offset: record.offset });
     }),
   );
-  await app.listen({ port: options.port, host: options.host, backlog: options.listenBacklog });
+  // One line per address listened on (fastify's own "Server listening at" said it twice over).
+  await app.listen({ port: options.port, host: options.host, backlog: options.listenBacklog, listenTextResolver: (address) => `edgepush listening on ${address}` });
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : options.port;
   const host = options.host === '0.0.0.0' || options.host === '::' ? '127.0.0.1' : options.host;
