@@ -200,6 +200,13 @@ export function resolveOptions(sources: ConfigSources): ServerOptions {
       options[key] = coerce(key as keyof ServerOptions, raw, `"${key}" in ${sources.file}`, true);
     }
   }
+  // A misspelt variable would otherwise be ignored without a word, and the server run with a default.
+  const known = new Set(KEYS.map(envName));
+  for (const name of Object.keys(sources.env ?? {})) {
+    if (!name.startsWith('EDGEPUSH_') || known.has(name) || sources.env?.[name] === undefined) continue;
+    const near = closest(name, [...known]);
+    throw new ConfigError(`invalid configuration: unknown environment variable ${name}${near ? ` (did you mean ${near}?)` : ''}`);
+  }
   for (const key of KEYS) {
     const raw = sources.env?.[envName(key)];
     if (raw !== undefined) options[key] = coerce(key, raw, envName(key));
@@ -241,4 +248,25 @@ export function helpText(): string {
     lines.push(`  ${''.padEnd(32)}[${envName(key)}, default ${JSON.stringify(spec.default)}]`);
   }
   return lines.join('\n');
+}
+
+/** The candidate nearest to `name` by edit distance, when it is near enough to be a misspelling. */
+function closest(name: string, candidates: readonly string[]): string | undefined {
+  let best: string | undefined;
+  let bestDistance = Infinity;
+  for (const candidate of candidates) {
+    const distance = editDistance(name, candidate);
+    if (distance < bestDistance) [best, bestDistance] = [candidate, distance];
+  }
+  return bestDistance <= Math.max(2, Math.floor(name.length / 4)) ? best : undefined;
+}
+
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) current[j] = Math.min((previous[j] as number) + 1, (current[j - 1] as number) + 1, (previous[j - 1] as number) + (a[i - 1] === b[j - 1] ? 0 : 1));
+    previous = current;
+  }
+  return previous[b.length] as number;
 }

@@ -13,7 +13,7 @@ import { prepareDemoSite, type DemoSite } from '../helpers/demo-site.js';
 import { NGINX, nginxAvailable, startRestrictiveProxy, type NginxProcess } from '../helpers/nginx.js';
 import { publish, startTestServer } from '../helpers/server.js';
 
-const CHROMIUM = process.env['EDGEPUSH_CHROMIUM'] ?? '/usr/bin/chromium';
+const CHROMIUM = process.env['CHROMIUM_PATH'] ?? '/usr/bin/chromium';
 const missing = [existsSync(CHROMIUM) ? '' : `no browser at ${CHROMIUM}`, nginxAvailable ? '' : `no nginx at ${NGINX}`].filter(Boolean).join(', ');
 const title = `client library in Chromium behind nginx${missing ? ` (skipped: ${missing}; .ci/setup-system.sh installs chromium and nginx-light)` : ''}`;
 

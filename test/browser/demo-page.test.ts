@@ -12,7 +12,7 @@ import type { RunningServer } from '../../src/start.js';
 import { prepareDemoSite, type DemoSite } from '../helpers/demo-site.js';
 import { startTestServer } from '../helpers/server.js';
 
-const CHROMIUM = process.env['EDGEPUSH_CHROMIUM'] ?? '/usr/bin/chromium';
+const CHROMIUM = process.env['CHROMIUM_PATH'] ?? '/usr/bin/chromium';
 const available = existsSync(CHROMIUM);
 
 describe.skipIf(!available)(`demo pages in Chromium${available ? '' : ` (skipped: no browser at ${CHROMIUM}; .ci/setup-system.sh installs Debian's chromium)`}`, () => {

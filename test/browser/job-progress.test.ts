@@ -15,7 +15,7 @@ import { KafkaBackend, createTopic } from '../helpers/kafka-backend.js';
 import { NGINX, nginxAvailable, type NginxProcess } from '../helpers/nginx.js';
 import { startRoundRobinProxy } from '../helpers/round-robin-proxy.js';
 
-const CHROMIUM = process.env['EDGEPUSH_CHROMIUM'] ?? '/usr/bin/chromium';
+const CHROMIUM = process.env['CHROMIUM_PATH'] ?? '/usr/bin/chromium';
 const kafka = kafkaAvailability();
 const missing = [
   existsSync(CHROMIUM) ? undefined : `no browser at ${CHROMIUM} (.ci/setup-system.sh installs Debian's chromium)`,

@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from './edgepush-process.js';
 
-export const NGINX = process.env['EDGEPUSH_NGINX'] ?? ['/usr/sbin/nginx', '/usr/bin/nginx'].find((path) => existsSync(path)) ?? 'nginx';
+export const NGINX = process.env['NGINX_PATH'] ?? ['/usr/sbin/nginx', '/usr/bin/nginx'].find((path) => existsSync(path)) ?? 'nginx';
 export const nginxAvailable = existsSync(NGINX);
 
 const running = new Set<ChildProcess>();

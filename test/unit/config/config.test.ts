@@ -87,6 +87,12 @@ describe('config', () => {
       expect(errorOf(() => resolveOptions({ file: configFile('historySize: 500\n') })).message).toMatch(/cannot read config file .* \(it must be JSON\)/);
     });
 
+    it('rejects an unknown EDGEPUSH_* variable, suggesting the near one; other variables are not its business', () => {
+      expect(errorOf(() => resolveOptions({ env: { EDGEPUSH_HISTORY_SIZ: '5' } })).message).toBe('invalid configuration: unknown environment variable EDGEPUSH_HISTORY_SIZ (did you mean EDGEPUSH_HISTORY_SIZE?)');
+      expect(errorOf(() => resolveOptions({ env: { EDGEPUSH_WHATEVER: '1' } })).message).toBe('invalid configuration: unknown environment variable EDGEPUSH_WHATEVER');
+      expect(resolveOptions({ env: { HOME: '/root', PATH: '/usr/bin', EDGEPUSH_PORT: '81' } }).port).toBe(81);
+    });
+
     it('rejects an unknown key in the file', () => {
       const file = configFile({ port: 80, prot: 81 });
       expect(errorOf(() => resolveOptions({ file })).message).toContain(`unknown key "prot" in ${file}`);
