@@ -7,11 +7,16 @@ import { parseArgs } from 'node:util';
 import { ConfigError, OPTION_SPECS, flagName, helpText, resolveOptions } from './config.js';
 import { KafkaStartError } from './kafka/kafka-source.js';
 import { createLogger } from './logger.js';
+import { packageVersion } from './package-root.js';
 import { startServer } from './start.js';
 import { isWorkerPrimary, superviseWorkers } from './workers.js';
 
-function parseCommandLine(argv: string[]): { cli: Record<string, string | boolean>; file?: string; help: boolean } {
-  const flags: Record<string, { type: 'string' | 'boolean' }> = { config: { type: 'string' }, help: { type: 'boolean' } };
+function parseCommandLine(argv: string[]): { cli: Record<string, string | boolean>; file?: string; help: boolean; version: boolean } {
+  const flags: Record<string, { type: 'string' | 'boolean'; short?: string }> = {
+    config: { type: 'string' },
+    help: { type: 'boolean', short: 'h' },
+    version: { type: 'boolean', short: 'v' },
+  };
   const keyOfFlag = new Map<string, string>();
   const negated = new Map<string, string>();
   for (const [key, spec] of Object.entries(OPTION_SPECS)) {
@@ -37,7 +42,7 @@ function parseCommandLine(argv: string[]): { cli: Record<string, string | boolea
     if (negatedKey !== undefined && value === true) cli[negatedKey] = false;
   }
   const file = typeof values['config'] === 'string' ? values['config'] : undefined;
-  return { cli, help: values['help'] === true, ...(file !== undefined ? { file } : {}) };
+  return { cli, help: values['help'] === true, version: values['version'] === true, ...(file !== undefined ? { file } : {}) };
 }
 
 async function main(): Promise<void> {
@@ -47,6 +52,10 @@ async function main(): Promise<void> {
     parsed = parseCommandLine(process.argv.slice(2));
     if (parsed.help) {
       process.stdout.write(helpText() + '\n');
+      return;
+    }
+    if (parsed.version) {
+      process.stdout.write(`edgepush ${packageVersion()}\n`);
       return;
     }
     options = resolveOptions({ cli: parsed.cli, env: process.env, ...(parsed.file !== undefined ? { file: parsed.file } : {}) });

@@ -239,7 +239,8 @@ export function helpText(): string {
     '',
     'Options (each also settable as an EDGEPUSH_* environment variable or a key in the --config file):',
     '  --config <file>                 JSON file of options (keys as in docs/config.md)',
-    '  --help                          Show this help',
+    '  -h, --help                      Show this help',
+    '  -v, --version                   Print the version',
   ];
   for (const key of KEYS) {
     const spec = OPTION_SPECS[key];

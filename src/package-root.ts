@@ -13,3 +13,8 @@ export function packageRoot(): string {
     dir = parent;
   }
 }
+
+/** The version in the package's manifest (what `edgepush --version` prints). */
+export function packageVersion(): string {
+  return (JSON.parse(readFileSync(join(packageRoot(), 'package.json'), 'utf8')) as { version: string }).version;
+}

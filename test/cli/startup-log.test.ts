@@ -1,6 +1,8 @@
 // What `edgepush` says when it starts: one line per address it listens on and one "ready" line,
 // not fastify's "Server listening at" on top of ours (findings.md: the address was logged twice).
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { CLI, REPO_ROOT, ensureBuilt } from '../helpers/edgepush-process.js';
 
@@ -38,5 +40,33 @@ describe('start-up log', () => {
     const lines = await startupLog([]);
     expect(lines.some((line) => line.startsWith('Server listening'))).toBe(false);
     expect(lines.find((line) => line.startsWith('edgepush ready'))).toMatch(/bound to all interfaces \(--host 127\.0\.0\.1 keeps it on this machine\)/);
+  });
+});
+
+describe('edgepush -h and --version', () => {
+  const run = async (args: readonly string[]): Promise<{ code: number | null; stdout: string }> => {
+    await ensureBuilt();
+    return new Promise((resolve) => {
+      const child = spawn(process.execPath, [CLI, ...args], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+      let stdout = '';
+      child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+      const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+      child.once('exit', (code) => {
+        clearTimeout(timer);
+        resolve({ code, stdout });
+      });
+    });
+  };
+
+  it('-h prints the help, like --help, and exits 0', async () => {
+    const short = await run(['-h']);
+    expect(short.code).toBe(0);
+    expect(short.stdout).toContain('Usage: edgepush [options]');
+    expect(short.stdout).toBe((await run(['--help'])).stdout);
+  });
+
+  it('--version and -v print the package version and exit 0', async () => {
+    const { version } = JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { version: string };
+    for (const flag of ['--version', '-v']) expect(await run([flag])).toEqual({ code: 0, stdout: `edgepush ${version}\n` });
   });
 });
