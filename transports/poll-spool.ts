@@ -58,13 +58,6 @@ export class PollSpool {
     readonly maxMessages: number,
   ) {}
 
-  /** Waiters held now. */
-  get size(): number {
-    let count = 0;
-    for (const entry of this.#entries.values()) count += entry.waiters.size;
-    return count;
-  }
-
   /**
    * Holds a poll that found nothing after `cursor` on `channels`; `answer` gets the reply body
    * once messages come (or the server shuts down).

@@ -98,7 +98,9 @@ export class Session {
   /**
    * Subscribes (or re-subscribes, replacing the old cursor) and returns the recovery. The caller
    * writes any reset notice and then passes the backlog to {@link replay}, before returning to the
-   * event loop, so that no live message can come between the backlog and the live stream.
+   * event loop, so that no live message can come between the backlog and the live stream; or, with
+   * `held`, live messages wait in the subscription until {@link release} (src/resume/ does this
+   * while it reads the log).
    */
   subscribe(channel: string, from: ResumePoint, delta: DeltaCodec | null = null, options: { held?: boolean } = {}): Recovery {
     this.unsubscribe(channel);
