@@ -29,7 +29,10 @@ describe.skipIf(!kafkaAvail.ok)(kafkaSuiteTitle(`Kafka ${KAFKA_VERSIONS.latest} 
   it('clients stay connected, publish answers 503 unavailable, and every record produced around the outage arrives once', async () => {
     const kafka = plainKafka(broker, 'before-outage');
     await createTopics(kafka, [{ topic: 'live', numPartitions: 3 }]);
-    const server = await res.server({ heartbeatInterval: 0.2, kafka: { brokers: [broker.bootstrap], topics: ['live'], publishTimeout: PUBLISH_TIMEOUT_MS } });
+    // One process hosts the server, its clients and the broker harness: a 0.2 s liveness window
+    // dropped a healthy WebSocket (1006) whenever that process stalled as long, under the full
+    // suite's load. What is tested, staying connected through the outage, does not depend on it.
+    const server = await res.server({ heartbeatInterval: 1, kafka: { brokers: [broker.bootstrap], topics: ['live'], publishTimeout: PUBLISH_TIMEOUT_MS } });
     const sse = res.open('sse', server.url, ['live/a', 'live/b']) as SseTestClient;
     const ws = res.open('ws', server.url, ['live/a', 'live/b']) as WsTestClient;
     await Promise.all([sse.ready, ws.ready]);
