@@ -78,21 +78,10 @@ export class Resumer {
    */
   async subscribe(session: Session, channels: readonly string[], from: ResumePoint, delta: DeltaCodec | null): Promise<StreamPlan | undefined> {
     const recoveries = channels.map((channel) => session.subscribe(channel, from, delta, { held: true }));
-    const gaps = this.#gapsToRead(recoveries, channels, from);
     // Held live messages all come after this point.
     const registeredAt = this.engine.frontier();
-    let resets = recoveries.flatMap((recovery) => (recovery.reset ? [recovery.reset] : []));
-    let fromLog: readonly PreparedMessage[] = [];
-    if (gaps !== undefined && this.readBack && from.kind === 'cursor') {
-      const read = await this.readBack.read(channels, from.cursor, gaps);
-      if (session.closed) return undefined;
-      this.stats.recordsReadBack += read.records;
-      fromLog = read.messages;
-      // The rings' own "expired" notices are answered by the log; what it could not give stays.
-      resets = [...resets.filter((reset) => reset.reason !== 'cursor_expired'), ...read.resets];
-    }
-    const backlog = afterReadBack(mergeBacklogs(recoveries), from, gaps);
-    this.#count(from, gaps !== undefined, resets);
+    const { resets, fromLog, backlog } = await this.#complete(recoveries, channels, from);
+    if (session.closed) return undefined;
     const startCursor = this.#startCursor(from, fromLog, backlog, resets, registeredAt);
     return { resets, fromLog, backlog, startCursor, resumed: from.kind === 'cursor' && resets.length === 0 };
   }
@@ -105,6 +94,23 @@ export class Resumer {
   async collect(channels: readonly string[], from: ResumePoint, max: number): Promise<PollAnswer> {
     const recoveries = channels.map((channel) => this.engine.recover(channel, from));
     const frontier = this.engine.frontier();
+    const { resets, fromLog, backlog } = await this.#complete(recoveries, channels, from);
+    const all = [...fromLog, ...backlog];
+    if (all.length <= max) return { messages: all, resets, cursor: neverBehind(frontier, from) };
+    // Cut: the cursor is the last message's own. A ring message's cursor may lie behind the end
+    // of the range read back on those partitions; raise it there, or the next poll reads it again.
+    const messages = all.slice(0, max);
+    let cursor = (messages[max - 1] as PreparedMessage).frontier;
+    if (max > fromLog.length && fromLog.length > 0) cursor = cursor.max((fromLog[fromLog.length - 1] as PreparedMessage).frontier);
+    return { messages, resets, cursor: neverBehind(cursor, from) };
+  }
+
+  /**
+   * Completes the rings' recoveries (taken in the caller's synchronous step) from the log: reads
+   * the gaps back, replaces the rings' "expired" notices with what the log could not give, and
+   * cuts the rings' backlog where the range read back ends.
+   */
+  async #complete(recoveries: readonly Recovery[], channels: readonly string[], from: ResumePoint): Promise<{ resets: ResetNotice[]; fromLog: readonly PreparedMessage[]; backlog: PreparedMessage[] }> {
     const gaps = this.#gapsToRead(recoveries, channels, from);
     let resets = recoveries.flatMap((recovery) => (recovery.reset ? [recovery.reset] : []));
     let fromLog: readonly PreparedMessage[] = [];
@@ -115,14 +121,7 @@ export class Resumer {
       resets = [...resets.filter((reset) => reset.reason !== 'cursor_expired'), ...read.resets];
     }
     this.#count(from, gaps !== undefined, resets);
-    const all = [...fromLog, ...afterReadBack(mergeBacklogs(recoveries), from, gaps)];
-    if (all.length <= max) return { messages: all, resets, cursor: neverBehind(frontier, from) };
-    // Cut: the cursor is the last message's own. A ring message's cursor may lie behind the end
-    // of the range read back on those partitions; raise it there, or the next poll reads it again.
-    const messages = all.slice(0, max);
-    let cursor = (messages[max - 1] as PreparedMessage).frontier;
-    if (max > fromLog.length && fromLog.length > 0) cursor = cursor.max((fromLog[fromLog.length - 1] as PreparedMessage).frontier);
-    return { messages, resets, cursor: neverBehind(cursor, from) };
+    return { resets, fromLog, backlog: afterReadBack(mergeBacklogs(recoveries), from, gaps) };
   }
 
   /**
