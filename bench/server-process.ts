@@ -40,7 +40,7 @@ export async function startServerChild(flags: string[]): Promise<ServerChild> {
   // Opt-in node flags for the server only, e.g. BENCH_SERVER_NODE_FLAGS="--cpu-prof --cpu-prof-dir=/tmp/prof"
   // (node refuses --cpu-prof in NODE_OPTIONS, and that would profile every process anyway).
   const nodeFlags = (process.env['BENCH_SERVER_NODE_FLAGS'] ?? '').split(' ').filter((flag) => flag !== '');
-  const child = spawn(process.execPath, [...nodeFlags, CLI, '--port', String(port), '--host', '127.0.0.1', '--log-level', 'warn', ...flags], {
+  const child = spawn(process.execPath, [...nodeFlags, CLI, '--port', String(port), '--host', '127.0.0.1', '--log-level', 'warn', ...loopbackLimitFlags(), ...flags], {
     env,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -117,4 +117,13 @@ export function openFileLimit(): number | undefined {
   } catch {
     return undefined;
   }
+}
+
+/**
+ * Every benchmark client comes from 127.0.0.1: the per-address limits are lifted, or they would
+ * be what is measured. A build from before the limits (BENCH_SERVER_CLI) has no such flags.
+ */
+function loopbackLimitFlags(): string[] {
+  if (process.env['BENCH_SERVER_CLI'] !== undefined && process.env['BENCH_SERVER_LIMIT_FLAGS'] !== '1') return [];
+  return ['--max-connections-per-ip', '1000000', '--connection-rate-per-ip', '1000000', '--op-rate', '1000000', '--publish-rate', '1000000'];
 }

@@ -6,6 +6,7 @@
  * Precedence, highest first: command line, environment (`EDGEPUSH_*`), config file (JSON), defaults.
  */
 import { readFileSync } from 'node:fs';
+import { CapsError, parseCaps } from './auth/caps.js';
 
 export interface ServerOptions {
   /** @default 8080 */
@@ -50,8 +51,42 @@ export interface ServerOptions {
   allowPublish: boolean;
   /** @default 300 */
   idempotencyTtl: number;
-  /** @default '*' */
+  /** @default '' */
   corsOrigin: string;
+  /** @default '' */
+  jwtSecret: string;
+  /** @default '' */
+  jwtJwksUrl: string;
+  /** @default '' */
+  jwtAudience: string;
+  /** @default '' */
+  jwtIssuer: string;
+  /** @default '' */
+  apiKeys: string;
+  /** @default null */
+  anonymousCaps: unknown[] | null;
+  /** @default 100000 */
+  maxConnections: number;
+  /** @default 1000 */
+  maxConnectionsPerIp: number;
+  /** @default 50 */
+  connectionRatePerIp: number;
+  /** @default 100 */
+  opRate: number;
+  /** @default 50 */
+  publishRate: number;
+  /** @default 10 */
+  headerTimeout: number;
+  /** @default 10 */
+  authTimeout: number;
+  /** @default 32 */
+  maxJsonDepth: number;
+  /** @default false */
+  trustProxy: boolean;
+  /** @default -1 */
+  metricsPort: number;
+  /** @default '' */
+  metricsToken: string;
   /** @default 1 */
   workers: number;
   /** @default '' */
@@ -62,7 +97,7 @@ export interface ServerOptions {
   kafka: Record<string, unknown> | null;
 }
 
-type Kind = 'integer' | 'number' | 'string' | 'boolean' | 'level' | 'object';
+type Kind = 'integer' | 'number' | 'string' | 'boolean' | 'level' | 'object' | 'array';
 
 interface OptionSpec {
   readonly kind: Kind;
@@ -96,7 +131,24 @@ export const OPTION_SPECS: { readonly [K in keyof ServerOptions]: OptionSpec } =
   historyMaxLimit: { kind: 'integer', default: 100, min: 1, description: 'Largest limit a history request may ask for.' },
   allowPublish: { kind: 'boolean', default: true, description: 'Accept publishes from clients (POST /v1/publish, WebSocket publish).' },
   idempotencyTtl: { kind: 'number', default: 300, min: 1, description: 'Seconds an Idempotency-Key is remembered.' },
-  corsOrigin: { kind: 'string', default: '*', description: 'Access-Control-Allow-Origin for /v1 routes.' },
+  corsOrigin: { kind: 'string', default: '', description: 'Origins (comma-separated, e.g. https://app.example.com) whose pages may use /v1 routes and open WebSockets; "*" any (open mode only). Empty: "*" in open mode, same origin only otherwise.' },
+  jwtSecret: { kind: 'string', default: '', description: 'HS256 secret that user tokens (JWT) are signed with. Setting any identity option closes the server to requests without a grant.' },
+  jwtJwksUrl: { kind: 'string', default: '', description: 'URL of a JWKS with the public keys (RS256, ES256) that user tokens are signed with; cached, refetched for an unknown kid.' },
+  jwtAudience: { kind: 'string', default: '', description: 'When set, tokens must carry this aud.' },
+  jwtIssuer: { kind: 'string', default: '', description: 'When set, tokens must carry this iss.' },
+  apiKeys: { kind: 'string', default: '', description: 'API keys for backends (publish, the server API), comma-separated so that one can be rotated without downtime.' },
+  anonymousCaps: { kind: 'array', default: null, description: 'Caps for requests without a token, as a JSON array ([{"match": "public/#", "allow": ["sub", "hst"]}]). Unset: none (once any identity option is set).' },
+  maxConnections: { kind: 'integer', default: 100_000, min: 1, description: 'Most streaming connections (WebSocket, SSE, held long-polls) on this process; past it new ones get 503 over_capacity with Retry-After.' },
+  maxConnectionsPerIp: { kind: 'integer', default: 1000, min: 1, description: 'Most streaming connections from one client address (NATs put many users behind one: keep it generous).' },
+  connectionRatePerIp: { kind: 'number', default: 50, min: 0.1, description: 'New connections per second one client address may open (burst: twice that); past it 429 too_many_connections and the connection is closed.' },
+  opRate: { kind: 'number', default: 100, min: 1, description: 'WebSocket ops per second per connection (burst: twice that); past it an error op rate_limited, far past it close 4029.' },
+  publishRate: { kind: 'number', default: 50, min: 0.1, description: 'Messages per second one connection (WebSocket) or one client (HTTP: token sub, API key or address) may publish (burst: twice that); past it 429 rate_limited.' },
+  headerTimeout: { kind: 'number', default: 10, min: 1, max: 600, description: 'Seconds a connection may take to send its request headers (a connection that sends nothing, or a slowloris, is closed).' },
+  authTimeout: { kind: 'number', default: 10, min: 1, max: 600, description: 'Seconds a WebSocket without credentials (and with nothing anonymous may do) has to send its auth op.' },
+  maxJsonDepth: { kind: 'integer', default: 32, min: 2, max: 1000, description: 'Deepest nesting of arrays and objects accepted in a JSON body or frame.' },
+  trustProxy: { kind: 'boolean', default: false, description: 'Take the client address from X-Forwarded-For (set it behind a load balancer, never when clients reach the server directly).' },
+  metricsPort: { kind: 'integer', default: -1, min: -1, max: 65535, description: 'Serve /metrics on its own listener at this port (0: a free one) instead of the main one; -1: on the main port.' },
+  metricsToken: { kind: 'string', default: '', description: 'Bearer token /metrics requires on the main port (API keys also work). Unset on a closed server: /metrics on the main port needs an API key.' },
   workers: { kind: 'integer', default: 1, min: 1, max: 64, description: 'Processes on this machine (node:cluster), each a full consumer sharing the port; needs Kafka.' },
   kafkaBrokers: { kind: 'string', default: '', description: 'Kafka bootstrap brokers, comma-separated (host:port,...). Empty: the embedded log.' },
   kafkaTopics: { kind: 'string', default: '', description: 'Kafka topics to consume, comma-separated, channel from the record key. For routing rules use the kafka option.' },
@@ -136,8 +188,9 @@ function coerce(key: keyof ServerOptions, raw: unknown, where: string, typed = f
     throw new ConfigError(`invalid configuration: ${where} must be ${expected}, got ${JSON.stringify(raw)}`);
   };
   if (typed && typeof raw === 'string' && spec.kind !== 'string' && spec.kind !== 'level') {
-    const expected = spec.kind === 'boolean' ? 'true or false' : spec.kind === 'object' ? 'a JSON object' : spec.kind === 'integer' ? 'an integer' : 'a number';
-    return fail(`${expected} (a JSON ${spec.kind === 'boolean' ? 'boolean' : spec.kind === 'object' ? 'object' : 'number'}, not a string)`);
+    const json = spec.kind === 'boolean' ? 'boolean' : spec.kind === 'object' ? 'object' : spec.kind === 'array' ? 'array' : 'number';
+    const expected = spec.kind === 'boolean' ? 'true or false' : spec.kind === 'integer' ? 'an integer' : `a JSON ${json}`;
+    return fail(`${expected} (a JSON ${json}, not a string)`);
   }
   switch (spec.kind) {
     case 'boolean': {
@@ -150,6 +203,17 @@ function coerce(key: keyof ServerOptions, raw: unknown, where: string, typed = f
       return typeof raw === 'string' && raw.length > 0 ? raw : fail('a non-empty string');
     case 'level':
       return typeof raw === 'string' && LOG_LEVELS.includes(raw) ? raw : fail(`one of ${LOG_LEVELS.join(', ')}`);
+    case 'array': {
+      let value = raw;
+      if (typeof raw === 'string') {
+        try {
+          value = JSON.parse(raw);
+        } catch {
+          return fail('a JSON array');
+        }
+      }
+      return Array.isArray(value) ? (value as unknown as Record<string, unknown>) : fail('a JSON array');
+    }
     case 'object': {
       let value = raw;
       if (typeof raw === 'string') {
@@ -227,7 +291,39 @@ export function resolveOptions(sources: ConfigSources): ServerOptions {
   if (result.maxIdleBytes < largestRing * 2) {
     throw new ConfigError(`invalid configuration: maxIdleBytes (${result.maxIdleBytes}) must be at least twice historyBytes and maxMessageBytes (${largestRing})`);
   }
+  checkIdentityOptions(result);
   return result;
+}
+
+/** True when no identity option is set: the server is open to everyone (development, the demo). */
+export function isOpenMode(options: ServerOptions): boolean {
+  return options.jwtSecret === '' && options.jwtJwksUrl === '' && options.apiKeys === '' && options.anonymousCaps === null;
+}
+
+/** The API keys, from the comma-separated option. */
+export function apiKeysOf(options: Pick<ServerOptions, 'apiKeys'>): string[] {
+  return options.apiKeys.split(',').map((key) => key.trim()).filter((key) => key !== '');
+}
+
+function checkIdentityOptions(options: ServerOptions): void {
+  if (options.anonymousCaps !== null) {
+    try {
+      parseCaps(options.anonymousCaps, undefined, 'anonymousCaps');
+    } catch (error) {
+      if (error instanceof CapsError) throw new ConfigError(`invalid configuration: ${error.message}`);
+      throw error;
+    }
+  }
+  if (options.jwtJwksUrl !== '' && !/^https?:\/\//.test(options.jwtJwksUrl)) throw new ConfigError(`invalid configuration: jwtJwksUrl must be an http(s) URL, got ${JSON.stringify(options.jwtJwksUrl)}`);
+  // A secret short enough to guess makes every token forgeable.
+  if (options.jwtSecret !== '' && Buffer.byteLength(options.jwtSecret) < 32) throw new ConfigError('invalid configuration: jwtSecret must be at least 32 bytes (HS256 needs a key as long as its hash)');
+  for (const key of apiKeysOf(options)) {
+    if (key.length < 16) throw new ConfigError('invalid configuration: each API key must be at least 16 characters');
+  }
+  const origins = options.corsOrigin.split(',').map((origin) => origin.trim());
+  if (origins.includes('*') && !isOpenMode(options)) {
+    throw new ConfigError('invalid configuration: corsOrigin "*" is for open mode only; list the origins whose pages may connect (https://app.example.com,...)');
+  }
 }
 
 /** Text of `--help`: every option with its flag, environment variable and default. */
@@ -244,7 +340,7 @@ export function helpText(): string {
   ];
   for (const key of KEYS) {
     const spec = OPTION_SPECS[key];
-    const flag = spec.kind === 'boolean' ? `--[no-]${flagName(key)}` : spec.kind === 'object' ? `--${flagName(key)} <json>` : `--${flagName(key)} <value>`;
+    const flag = spec.kind === 'boolean' ? `--[no-]${flagName(key)}` : spec.kind === 'object' || spec.kind === 'array' ? `--${flagName(key)} <json>` : `--${flagName(key)} <value>`;
     lines.push(`  ${flag.padEnd(32)}${spec.description}`);
     lines.push(`  ${''.padEnd(32)}[${envName(key)}, default ${JSON.stringify(spec.default)}]`);
   }

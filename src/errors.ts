@@ -20,9 +20,16 @@ export const ERROR_CODES = {
   unsupported_frame: { status: 400, retryable: false, description: 'A binary WebSocket frame where only JSON text frames are accepted.' },
   unsupported_media_type: { status: 415, retryable: false, description: 'A request body that is not application/json.' },
   message_too_large: { status: 413, retryable: false, description: 'A published message, request body or frame is over the size limit.' },
+  unauthorized: { status: 401, retryable: false, description: 'No credentials where some are needed, or a token that is not good (bad signature, expired, wrong audience, ...): get a new token.' },
+  forbidden: { status: 403, retryable: false, description: 'The token (or anonymous access) does not grant this action on this channel.' },
+  idempotency_conflict: { status: 422, retryable: false, description: 'An Idempotency-Key reused with a different request body.' },
+  upgrade_required: { status: 426, retryable: false, description: 'GET /v1/ws (or /mqtt) without a WebSocket upgrade.' },
+  rate_limited: { status: 429, retryable: true, description: 'Too many requests, ops or publishes per second; wait Retry-After seconds.' },
+  too_many_connections: { status: 429, retryable: true, description: 'Too many connections, or new connections per second, from this address; wait Retry-After seconds.' },
+  over_capacity: { status: 503, retryable: true, description: 'The server holds as many connections as it is configured for; try again after Retry-After seconds (or another node).' },
   publish_disabled: { status: 403, retryable: false, description: 'This server does not accept publishes from clients (allowPublish is off).' },
   not_found: { status: 404, retryable: false, description: 'No such route.' },
-  unavailable: { status: 503, retryable: true, description: 'The log cannot take publishes right now (e.g. Kafka is unreachable).' },
+  unavailable: { status: 503, retryable: true, description: 'A dependency is unreachable right now: the log cannot take publishes (Kafka is down), or the keys to check a token (JWKS) cannot be fetched.' },
   internal: { status: 500, retryable: true, description: 'An unexpected server error; the server logged it.' },
 } as const satisfies Record<string, ErrorSpec>;
 
@@ -31,11 +38,14 @@ export type ErrorCode = keyof typeof ERROR_CODES;
 /** An error meant for the client: a code from {@link ERROR_CODES} and a precise message. */
 export class PushError extends Error {
   readonly code: ErrorCode;
+  /** Seconds to wait before trying again (the Retry-After header), for limits. */
+  readonly retryAfter: number | undefined;
 
-  constructor(code: ErrorCode, message: string) {
+  constructor(code: ErrorCode, message: string, retryAfter?: number) {
     super(message);
     this.name = 'PushError';
     this.code = code;
+    this.retryAfter = retryAfter;
   }
 
   get status(): number {
@@ -67,4 +77,8 @@ export const DISCONNECTS = {
   shutdown: { code: 4001, reason: 'server shutting down', reconnect: true },
   slow: { code: 4008, reason: 'slow consumer: outbox over limit, resume from your cursor', reconnect: true },
   noPong: { code: 4009, reason: 'no pong within the heartbeat timeout', reconnect: true },
+  tokenExpired: { code: 4003, reason: 'token expired: reconnect with a new token and resume', reconnect: true },
+  rateLimited: { code: 4029, reason: 'far over the op rate limit: reconnect later and resume', reconnect: true },
+  unauthorized: { code: 4501, reason: 'unauthorized: no valid token', reconnect: false },
+  byServer: { code: 4503, reason: 'disconnected by the server', reconnect: false },
 } as const satisfies Record<string, Disconnect>;

@@ -17,6 +17,12 @@ export interface Metrics {
   connectionClosed(transport: string): void;
   slowDisconnect(transport: string): void;
   published(count: number): void;
+  /** A request, op or connection refused by a limit (`connections_per_ip`, `op_rate`, ...). */
+  limited(limit: string): void;
+  /** Credentials checked: `outcome` is ok, refused (401) or forbidden (403). */
+  auth(outcome: 'ok' | 'refused' | 'forbidden', reason?: string): void;
+  /** A server-API command acted on by this node (`type`), for as many connections as `count`. */
+  controlApplied(type: string, count: number): void;
 }
 
 export function createMetrics(engine: ChannelEngine, source?: Source, resumer?: Resumer): Metrics {
@@ -26,6 +32,9 @@ export function createMetrics(engine: ChannelEngine, source?: Source, resumer?: 
   const badRecords = new Counter({ name: 'edgepush_bad_records_total', help: 'Log records skipped because they could not be routed.', registers: [registry] });
   const connections = new Gauge({ name: 'edgepush_connections', help: 'Open client connections by transport.', labelNames: ['transport'], registers: [registry] });
   const slow = new Counter({ name: 'edgepush_slow_disconnects_total', help: 'Connections closed because their outbox passed the limit.', labelNames: ['transport'], registers: [registry] });
+  const limited = new Counter({ name: 'edgepush_limited_total', help: 'Requests, ops and connections refused by a limit, by limit.', labelNames: ['limit'], registers: [registry] });
+  const auth = new Counter({ name: 'edgepush_auth_total', help: 'Credential checks by outcome (ok, refused: 401, forbidden: 403) and reason.', labelNames: ['outcome', 'reason'], registers: [registry] });
+  const control = new Counter({ name: 'edgepush_server_api_connections_total', help: 'Connections on this node acted on by server-API commands, by command.', labelNames: ['type'], registers: [registry] });
   const published = new Counter({ name: 'edgepush_published_messages_total', help: 'Messages accepted by publish.', registers: [registry] });
   const stats = engine.stats;
   const fromStats = (name: string, help: string, read: () => number): void => scrapedCounter(registry, name, help, read);
@@ -65,6 +74,9 @@ export function createMetrics(engine: ChannelEngine, source?: Source, resumer?: 
     connectionClosed: (transport) => connections.dec({ transport }),
     slowDisconnect: (transport) => slow.inc({ transport }),
     published: (count) => published.inc(count),
+    limited: (limit) => limited.inc({ limit }),
+    auth: (outcome, reason = '') => auth.inc({ outcome, reason }),
+    controlApplied: (type, count) => control.inc({ type }, count),
   };
 }
 

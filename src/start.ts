@@ -5,7 +5,8 @@
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { buildServer } from '../transports/server.js';
-import type { ServerOptions } from './config.js';
+import { isOpenMode, type ServerOptions } from './config.js';
+import { startMetricsListener } from '../transports/metrics-listener.js';
 import { startMarketFeed, type MarketFeed } from './demo/market-feed.js';
 import { startVehicleFeed, type VehicleFeed } from './demo/vehicle-feed.js';
 import { ChannelEngine } from './engine/engine.js';
@@ -30,6 +31,8 @@ export interface RunningServer {
   /** `http://host:port` as bound (the real port when port 0 was asked for). */
   readonly url: string;
   readonly port: number;
+  /** `http://host:port` of the /metrics listener when metricsPort is set. */
+  readonly metricsUrl: string | undefined;
   close(): Promise<void>;
 }
 
@@ -59,7 +62,7 @@ export async function startServer(options: ServerOptions, extras: StartExtras = 
   });
   const resumer = new Resumer(engine, isRangeSource(source) ? new LogReadBack(source, router, log) : undefined);
   const metrics = createMetrics(engine, source, resumer);
-  const publisher = new Publisher(source, { maxMessageBytes: options.maxMessageBytes, idempotencyTtl: options.idempotencyTtl }, metrics.published);
+  const publisher = new Publisher(source, { maxMessageBytes: options.maxMessageBytes, idempotencyTtl: options.idempotencyTtl, allowClientPublish: options.allowPublish }, metrics.published);
   const publicDir = extras.publicDir === false ? undefined : (extras.publicDir ?? join(packageRoot(), 'public'));
   const app = await buildServer({ options, engine, publisher, metrics, source, resumer, logger: log, ...(publicDir ? { publicDir } : {}) });
 
@@ -74,10 +77,13 @@ export async function startServer(options: ServerOptions, extras: StartExtras = 
   );
   // One line per address listened on (fastify's own "Server listening at" said it twice over).
   await app.listen({ port: options.port, host: options.host, backlog: options.listenBacklog, listenTextResolver: (address) => `edgepush listening on ${address}` });
+  if (isOpenMode(options)) {
+    app.log.warn('OPEN MODE: no identity is configured (jwtSecret, jwtJwksUrl, apiKeys, anonymousCaps), so anyone who can reach this server may subscribe to, read and publish on every channel; fine for development, never for production (docs/security.md)');
+  }
+  const metricsServer = options.metricsPort >= 0 ? await startMetricsListener(metrics, options) : undefined;
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : options.port;
-  const host = options.host === '0.0.0.0' || options.host === '::' ? '127.0.0.1' : options.host;
-  const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  const url = urlOf(app, options.host);
 
   let feed: MarketFeed | undefined;
   let vehicles: VehicleFeed | undefined;
@@ -94,14 +100,24 @@ export async function startServer(options: ServerOptions, extras: StartExtras = 
     source,
     url,
     port,
+    metricsUrl: metricsServer ? urlOf(metricsServer, options.host) : undefined,
     close() {
       closing ??= (async () => {
         feed?.stop();
         vehicles?.stop();
         await app.close();
+        await metricsServer?.close();
         await source.close();
       })();
       return closing;
     },
   };
+}
+
+/** `http://host:port` of a listening server, with a wildcard address given as loopback. */
+function urlOf(app: FastifyInstance, listenHost: string): string {
+  const address = app.server.address();
+  const port = typeof address === 'object' && address ? address.port : 0;
+  const host = listenHost === '0.0.0.0' || listenHost === '::' ? '127.0.0.1' : listenHost;
+  return `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
 }

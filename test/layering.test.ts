@@ -65,4 +65,24 @@ describe('layering', () => {
     );
     expect(offenders).toEqual([]);
   });
+
+  it('transports ask for entitlements only through resume/ and publish/: they never import the checks or the caps', () => {
+    const checks = ['src/auth/entitlements', 'src/auth/caps'].map((path) => join(root, path));
+    const offenders = filesUnder('transports').flatMap((file) =>
+      importsOf(file)
+        .filter((spec) => spec.startsWith('.') && checks.some((check) => resolve(dirname(join(root, file)), spec).startsWith(check)))
+        .map((spec) => `${file} → ${spec}`),
+    );
+    expect(offenders).toEqual([]);
+  });
+
+  it('auth/ and limits/ stand alone: they import neither the engine, resume/, the log nor Kafka', () => {
+    const above = ['src/engine', 'src/resume', 'src/log', 'src/kafka', 'src/routing', 'src/publish'].map((dir) => join(root, dir) + '/');
+    const offenders = [...filesUnder('src/auth'), ...filesUnder('src/limits')].flatMap((file) =>
+      importsOf(file)
+        .filter((spec) => spec.startsWith('.') && above.some((prefix) => resolve(dirname(join(root, file)), spec).startsWith(prefix)))
+        .map((spec) => `${file} → ${spec}`),
+    );
+    expect(offenders).toEqual([]);
+  });
 });

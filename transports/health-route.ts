@@ -2,7 +2,10 @@
  * `GET /healthz` (liveness, used by the Docker HEALTHCHECK), `GET /readyz` (readiness: send
  * traffic here) and `GET /metrics` (Prometheus).
  */
-import type { FastifyInstance } from 'fastify';
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { FastifyInstance, FastifyReply } from 'fastify';
+import { PushError } from '../src/errors.js';
+import { credentialOf } from './credentials.js';
 import type { Source } from '../src/log/source.js';
 import type { TransportContext } from './context.js';
 
@@ -17,8 +20,25 @@ export function registerHealth(app: FastifyInstance, ctx: TransportContext, sour
     const status = source.ready ? 'ready' : 'starting';
     return reply.code(status === 'ready' ? 200 : 503).header('cache-control', 'no-store').send({ status });
   });
-  app.get('/metrics', async (_request, reply) => {
-    const registry = ctx.metrics.registry;
-    return reply.header('content-type', registry.contentType).send(await registry.metrics());
+  // On its own listener (metricsPort) /metrics is served there only; on the main port a closed
+  // server asks for the metrics token or an API key, so the public port does not reveal traffic.
+  if (ctx.options.metricsPort >= 0) return;
+  app.get('/metrics', async (request, reply) => {
+    if (ctx.options.metricsToken !== '' || !ctx.auth.open) {
+      const credential = credentialOf(request);
+      const ok = credential !== undefined && ((ctx.options.metricsToken !== '' && safeEqual(credential, ctx.options.metricsToken)) || ctx.auth.isApiKey(credential));
+      if (!ok) throw new PushError('unauthorized', 'GET /metrics needs Authorization: Bearer <metrics token or API key> on this server');
+    }
+    return sendMetrics(ctx, reply);
   });
+}
+
+export async function sendMetrics(ctx: Pick<TransportContext, 'metrics'>, reply: FastifyReply): Promise<FastifyReply> {
+  const registry = ctx.metrics.registry;
+  return reply.header('content-type', registry.contentType).header('cache-control', 'no-store').send(await registry.metrics());
+}
+
+function safeEqual(a: string, b: string): boolean {
+  const [x, y] = [createHash('sha256').update(a).digest(), createHash('sha256').update(b).digest()];
+  return timingSafeEqual(x, y);
 }

@@ -9,6 +9,7 @@ import { ERROR_CODES, PushError, type ErrorCode } from '../src/errors.js';
 export const UNSUPPORTED_BODY = 'send the body as application/json (content-type: application/json)';
 
 export function sendError(reply: FastifyReply, error: PushError): FastifyReply {
+  if (error.retryAfter !== undefined) reply.header('retry-after', String(error.retryAfter));
   return reply.code(error.status).header('cache-control', 'no-store').send({ error: error.toJSON() });
 }
 

@@ -17,20 +17,25 @@ import { sendError, toPushError } from './http-errors.js';
 import { pollBody } from './poll-format.js';
 import { PollSpool } from './poll-spool.js';
 import { channelsParam, deltaParam, numberParam, stringParam } from './request-params.js';
+import type { Identity } from '../src/auth/identity.js';
+import { identify } from './credentials.js';
+import { withOwnSubs } from './sse.js';
 
 export function registerPolling(app: FastifyInstance, ctx: TransportContext): void {
   const { engine, options, metrics, resumer } = ctx;
   const spool = new PollSpool(engine, options.pollMaxMessages);
   ctx.onShutdown(() => spool.answerAll());
 
-  app.get('/v1/poll', async (request, reply) => {
+  app.get('/v1/poll', { exposeHeadRoute: false }, async (request, reply) => {
     const query = request.query as Record<string, string | string[] | undefined>;
     let channels: string[];
     let timeout: number;
     let cursorText: string | undefined;
     let delta: DeltaCodec | null;
+    let identity: Identity;
     try {
-      channels = channelsParam(query, options.maxChannelsPerSubscription);
+      identity = await identify(ctx, request);
+      channels = withOwnSubs(channelsParam(query, options.maxChannelsPerSubscription, identity.subs.length > 0), identity, options.maxChannelsPerSubscription);
       timeout = numberParam(query, 'timeout', 0, options.pollMaxTimeout, options.pollTimeout);
       cursorText = stringParam(query, 'cursor');
       delta = deltaParam(query);
@@ -41,11 +46,13 @@ export function registerPolling(app: FastifyInstance, ctx: TransportContext): vo
     }
     reply.header('cache-control', 'no-store').type('application/json; charset=utf-8');
     const from = resumer.resumePoint(cursorText);
-    const first = await resumer.collect(channels, from, options.pollMaxMessages);
+    const first = await resumer.collect(identity, channels, from, options.pollMaxMessages);
     if (from.kind !== 'cursor' || first.messages.length > 0 || first.resets.length > 0 || timeout === 0) {
       return send(reply, first, delta);
     }
-    hold(reply, channels, from, first.cursor, timeout, delta);
+    // A held poll is a connection like a stream: it counts against the address's limits.
+    const release = ctx.guard.admit(request.ip);
+    hold(reply, channels, from, first.cursor, timeout, delta, release);
     return reply;
   });
 
@@ -53,8 +60,9 @@ export function registerPolling(app: FastifyInstance, ctx: TransportContext): vo
     return reply.send(pollBody(answer.messages, answer.cursor.toString(), answer.resets, delta));
   }
 
-  function hold(reply: FastifyReply, channels: readonly string[], from: ResumePoint, looked: Frontier, timeout: number, delta: DeltaCodec | null): void {
+  function hold(reply: FastifyReply, channels: readonly string[], from: ResumePoint, looked: Frontier, timeout: number, delta: DeltaCodec | null, release: () => void): void {
     metrics.connectionOpened('poll');
+    reply.raw.once('close', release);
     // The point the first look covered (never behind the client's cursor): the spool goes on from there.
     const waiter = spool.wait(channels, looked, delta, (body) => {
       clearTimeout(timer);

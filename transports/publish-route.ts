@@ -1,10 +1,12 @@
 /**
  * `POST /v1/publish`: one message `{"channel", "data"}` or a batch `{"messages": [...]}` →
  * `201 {"ids": [...]}`. An `Idempotency-Key` header makes a retried request publish once.
+ * `POST /v1/server/publish` is the same for backends (API key).
  */
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { PushError } from '../src/errors.js';
 import type { TransportContext } from './context.js';
+import { identify, requireApiKey } from './credentials.js';
 import { UNSUPPORTED_BODY } from './http-errors.js';
 
 const JSON_TYPE = /^application\/json\s*(;|$)/i;
@@ -12,8 +14,8 @@ const JSON_TYPE = /^application\/json\s*(;|$)/i;
 export function registerPublish(app: FastifyInstance, ctx: TransportContext): void {
   // A batch may carry many messages; each one is still held to maxMessageBytes by the publisher.
   const bodyLimit = Math.max(1_048_576, 4 * ctx.options.maxMessageBytes);
-  app.post('/v1/publish', { bodyLimit }, async (request, reply) => {
-    if (!ctx.options.allowPublish) throw new PushError('publish_disabled', 'publishing from clients is turned off on this server');
+  const handler = (server: boolean) => async (request: FastifyRequest, reply: FastifyReply) => {
+    const identity = server ? await requireApiKey(ctx, request) : await identify(ctx, request);
     // fastify also parses text/plain; a publish body is JSON only, and says so with HTTP's own code.
     if (!JSON_TYPE.test(request.headers['content-type'] ?? '')) throw new PushError('unsupported_media_type', UNSUPPORTED_BODY);
     const body = request.body;
@@ -22,7 +24,13 @@ export function registerPublish(app: FastifyInstance, ctx: TransportContext): vo
     if (batch !== undefined && !Array.isArray(batch)) throw new PushError('bad_request', 'messages must be an array');
     const header = request.headers['idempotency-key'];
     const key = Array.isArray(header) ? header[0] : header;
-    const ids = await ctx.publisher.publish(batch ?? [body], key);
+    const items = batch ?? [body];
+    // Backends with an API key publish as fast as the log takes it; everyone else is rate limited.
+    if (identity.kind !== 'api-key' && identity.kind !== 'server') ctx.guard.publish(identity.kind === 'user' ? identity.scope : `ip:${request.ip}`, items.length);
+    const ids = await ctx.publisher.publish(identity, items, key);
     return reply.code(201).header('cache-control', 'no-store').send({ ids });
-  });
+  };
+  app.post('/v1/publish', { bodyLimit }, handler(false));
+  // The server API's publish: the same bodies, API keys only, and not subject to allowPublish.
+  app.post('/v1/server/publish', { bodyLimit }, handler(true));
 }

@@ -9,11 +9,14 @@ import { channelNameProblem } from '../src/protocol/channel-name.js';
 
 type Query = Record<string, string | string[] | undefined>;
 
-/** `?channel=A&channel=B`: at least one, at most `max`, each valid, duplicates folded. */
-export function channelsParam(query: Query, max: number): string[] {
+/**
+ * `?channel=A&channel=B`: at least one (unless `optional`: the token brings its own), at most
+ * `max`, each valid, duplicates folded.
+ */
+export function channelsParam(query: Query, max: number, optional = false): string[] {
   const raw = query['channel'];
   const list = raw === undefined ? [] : Array.isArray(raw) ? raw : [raw];
-  if (list.length === 0) throw new PushError('bad_request', 'at least one channel parameter is required');
+  if (list.length === 0 && !optional) throw new PushError('bad_request', 'at least one channel parameter is required');
   const channels = [...new Set(list)];
   if (channels.length > max) throw new PushError('too_many_channels', `at most ${max} channels per subscription, got ${channels.length}`);
   for (const channel of channels) {

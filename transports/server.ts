@@ -2,6 +2,8 @@
  * The HTTP server: one fastify app with every transport registered on it. It wires, it does not
  * decide: each route lives in its own file and talks to the engine through the TransportContext.
  */
+import type { IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
 import websocketPlugin from '@fastify/websocket';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { ServerOptions } from '../src/config.js';
@@ -22,6 +24,14 @@ import { registerSse } from './sse.js';
 import { registerStaticFiles } from './static-files.js';
 import { maxWebSocketPayload, registerWebSocket } from './websocket.js';
 import { PushError } from '../src/errors.js';
+import { Authenticator, type AuthOptions } from '../src/auth/authenticator.js';
+import { apiKeysOf } from '../src/config.js';
+import { jsonTooDeep } from '../src/protocol/json-depth.js';
+import { rateLimitedLog } from '../src/routing/ingest.js';
+import { ConnectionGuard } from './connection-guard.js';
+import { ConnectionRegistry } from './connection-registry.js';
+import { CorsPolicy } from './cors.js';
+import { registerServerApi } from './server-api-route.js';
 
 export interface ServerParts {
   readonly options: ServerOptions;
@@ -43,10 +53,14 @@ export async function buildServer(parts: ServerParts): Promise<FastifyInstance> 
     loggerInstance: parts.logger ?? createLogger(options.logLevel),
     // Every long-poll is a request: two info lines each would drown the log. Errors still log.
     logController: new LogController({ disableRequestLogging: true }),
-    // Long-lived streams must not be cut by Node's defaults; liveness is the heartbeats' job.
-    requestTimeout: 0,
+    // A request must arrive in time: headers within headerTimeout (a connection that sends nothing,
+    // or a slowloris, is closed), the whole request within REQUEST_TIMEOUT_MS, both checked every
+    // second. Responses are not timed: long-lived streams are kept alive by their heartbeats.
+    http: { headersTimeout: options.headerTimeout * 1000, connectionsCheckingInterval: 1000 },
+    requestTimeout: Math.max(REQUEST_TIMEOUT_MS, options.headerTimeout * 1000),
     connectionTimeout: 0,
     return503OnClosing: true,
+    trustProxy: options.trustProxy,
   });
   const shutdownHooks: (() => void)[] = [];
   // Registered before the WebSocket plugin so our goodbye (close code 4001, "resume elsewhere")
@@ -57,6 +71,15 @@ export async function buildServer(parts: ServerParts): Promise<FastifyInstance> 
   });
   await app.register(websocketPlugin, { options: { maxPayload: maxWebSocketPayload(options.maxMessageBytes), perMessageDeflate: false } });
 
+  const auth = new Authenticator({
+    secret: options.jwtSecret || undefined,
+    jwksUrl: options.jwtJwksUrl || undefined,
+    audience: options.jwtAudience || undefined,
+    issuer: options.jwtIssuer || undefined,
+    apiKeys: apiKeysOf(options),
+    anonymousCaps: options.anonymousCaps ?? undefined,
+  } as AuthOptions);
+  const errorLog = rateLimitedLog(5, (line, details) => app.log.error(details ?? {}, line));
   const ctx: TransportContext = {
     engine: parts.engine,
     publisher: parts.publisher,
@@ -65,11 +88,34 @@ export async function buildServer(parts: ServerParts): Promise<FastifyInstance> 
     log: app.log,
     onShutdown: (hook) => shutdownHooks.push(hook),
     resumer: parts.resumer,
+    auth,
+    guard: new ConnectionGuard(options, metrics),
+    registry: new ConnectionRegistry(),
+    cors: new CorsPolicy(options, auth.open),
+    logError: (error, line) => errorLog(line, { err: error }),
   };
-  registerCors(app, options);
+  registerCors(app, ctx.cors);
+  closeSilentConnections(app, options.headerTimeout * 1000);
+  // New connections per second per client address: counted at each connection's first request
+  // (where the address is known, X-Forwarded-For included when trustProxy is on). A refused
+  // connection gets its 429 and is closed, so it cannot go on with keep-alive requests.
+  const counted = new WeakSet<object>();
+  app.addHook('onRequest', async (request, reply) => {
+    const socket = request.raw.socket;
+    if (counted.has(socket)) return;
+    counted.add(socket);
+    try {
+      ctx.guard.request(request.ip);
+    } catch (error) {
+      reply.header('connection', 'close');
+      throw error;
+    }
+  });
+  registerJsonBodies(app, options.maxJsonDepth);
   app.setErrorHandler((error, request, reply) => {
     const pushError = toPushError(error);
-    if (pushError.code === 'internal') request.log.error({ err: error }, 'request failed');
+    if (pushError.code === 'internal') ctx.logError(error, `request failed: ${request.method} ${request.url.split('?')[0]}`);
+    if (pushError.code === 'unauthorized' || pushError.code === 'forbidden') metrics.auth(pushError.code === 'forbidden' ? 'forbidden' : 'refused', 'http');
     // Only what the client got wrong counts as bad input; an outage (503) does not.
     else if (pushError.status < 500) metrics.badInput('http', pushError.code);
     return sendError(reply, pushError);
@@ -78,10 +124,60 @@ export async function buildServer(parts: ServerParts): Promise<FastifyInstance> 
 
   registerHealth(app, ctx, parts.source);
   registerPublish(app, ctx);
+  registerServerApi(app, ctx, parts.source.control);
   registerHistory(app, ctx);
   registerSse(app, ctx);
   registerPolling(app, ctx);
   registerWebSocket(app, ctx);
   if (parts.publicDir) registerStaticFiles(app, parts.publicDir);
   return app;
+}
+
+/**
+ * A TCP connection that never sends a byte is not a request yet, so Node's headersTimeout does
+ * not see it: close it if no request has begun within `ms` (a cheap way to hold sockets otherwise).
+ */
+function closeSilentConnections(app: FastifyInstance, ms: number): void {
+  const waiting = new Map<Socket, NodeJS.Timeout>();
+  const begun = (socket: Socket): void => {
+    const timer = waiting.get(socket);
+    if (timer === undefined) return;
+    clearTimeout(timer);
+    waiting.delete(socket);
+  };
+  app.server.on('connection', (socket: Socket) => {
+    waiting.set(socket, setTimeout(() => {
+      waiting.delete(socket);
+      socket.destroy();
+    }, ms).unref());
+    socket.once('close', () => begun(socket));
+  });
+  app.server.on('request', (request: IncomingMessage) => begun(request.socket));
+  app.server.on('upgrade', (request: IncomingMessage) => begun(request.socket));
+}
+
+/** Longest time a client may take to send a whole request (headers and body). */
+const REQUEST_TIMEOUT_MS = 30_000;
+
+/**
+ * JSON bodies, with the nesting checked before parsing: a deep body is a 400 like any other bad
+ * JSON, not a stack overflow somewhere later.
+ */
+function registerJsonBodies(app: FastifyInstance, maxDepth: number): void {
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_request, body, done) => {
+    const text = body as string;
+    if (jsonTooDeep(text, maxDepth)) return done(new PushError('bad_json', `request body nests arrays and objects more than ${maxDepth} levels deep`), undefined);
+    if (text.trim() === '') return done(new PushError('bad_json', 'request body is empty; send a JSON object'), undefined);
+    try {
+      done(null, JSON.parse(text, dropProto));
+    } catch (error) {
+      done(new PushError('bad_json', `request body is not valid JSON: ${(error as Error).message}`), undefined);
+    }
+  });
+}
+
+/** `__proto__` keys are dropped (as fastify's own parser does), so no body can reach a prototype. */
+function dropProto(key: string, value: unknown): unknown {
+  return key === '__proto__' ? undefined : value;
 }

@@ -32,3 +32,13 @@ export function sseReset(notice: ResetNotice): Buffer {
 export function sseDisconnect(reason: Disconnect): Buffer {
   return Buffer.from(`event: disconnect\ndata: ${JSON.stringify(reason)}\n\n`);
 }
+
+/** The stream's first event: its session id (for the server API), and the user when a token named one. */
+export function sseHello(session: string, user: string | undefined): Buffer {
+  return Buffer.from(`event: hello\ndata: ${JSON.stringify(user === undefined ? { session } : { session, user })}\n\n`);
+}
+
+/** A subscription change made by the server (server API) or a failure of one, as the WebSocket's ops. */
+export function sseNotice(event: 'subscribed' | 'unsubscribed' | 'error', fields: Record<string, unknown>): Buffer {
+  return Buffer.from(`event: ${event}\ndata: ${JSON.stringify(fields)}\n\n`);
+}

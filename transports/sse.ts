@@ -6,29 +6,39 @@
 import type { ServerResponse } from 'node:http';
 import type { FastifyInstance } from 'fastify';
 import { Session, type SessionSink } from '../src/engine/session.js';
-import { DISCONNECTS, type Disconnect } from '../src/errors.js';
+import { SERVER_IDENTITY, type Identity } from '../src/auth/identity.js';
+import type { DeltaCodec } from '../src/delta/codec.js';
+import { DISCONNECTS, PushError, type Disconnect } from '../src/errors.js';
+import { newSessionId, type ControllableConnection } from './connection-registry.js';
 import type { TransportContext } from './context.js';
-import { corsHeaders } from './cors.js';
+import { identify } from './credentials.js';
+import { whenExpired } from './expiry-timer.js';
 import { sendError, toPushError } from './http-errors.js';
 import { channelsParam, deltaParam, stringParam } from './request-params.js';
-import type { DeltaCodec } from '../src/delta/codec.js';
-import { SSE_MESSAGE, sseCursor, sseDisconnect, ssePreamble, sseReset } from './sse-format.js';
+import { SSE_MESSAGE, sseCursor, sseDisconnect, sseHello, sseNotice, ssePreamble, sseReset } from './sse-format.js';
 
 /** After a disconnect notice, how long a client that reads nothing may keep the socket. */
 const GOODBYE_GRACE_MS = 5_000;
 
-class SseStream implements SessionSink {
+class SseStream implements SessionSink, ControllableConnection {
   readonly format = SSE_MESSAGE;
   readonly session: Session;
+  readonly sessionId = newSessionId();
   /**
    * Heartbeats start once the subscriptions exist: before that a stream's idle cursor is the
    * node's frontier, and a heartbeat during a deep resume would carry the client past what it is
    * about to be sent.
    */
   subscribed = false;
+  /** Subscription changes by the server API run one after another, like the WebSocket's ops. */
+  #changes: Promise<void> = Promise.resolve();
 
-  constructor(private readonly res: ServerResponse, private readonly ctx: TransportContext) {
+  constructor(private readonly res: ServerResponse, private readonly ctx: TransportContext, readonly identity: Identity, private readonly delta: DeltaCodec | null) {
     this.session = new Session(ctx.engine, this, { maxBufferedBytes: ctx.options.maxBufferedBytes });
+  }
+
+  get user(): string | undefined {
+    return this.identity.user;
   }
 
   get bufferedAmount(): number {
@@ -45,6 +55,45 @@ class SseStream implements SessionSink {
     this.res.end(sseDisconnect(reason));
     // end() waits for the buffer to drain; a client that stopped reading would hold it forever.
     setTimeout(() => this.res.destroy(), GOODBYE_GRACE_MS).unref();
+  }
+
+  /** Subscribes and writes the plan: resets, what was read back, the rings' backlog, then live. */
+  async subscribe(identity: Identity, channels: readonly string[], cursorText: string | undefined): Promise<void> {
+    const { resumer } = this.ctx;
+    const plan = await resumer.subscribe(identity, this.session, channels, resumer.resumePoint(cursorText), this.delta);
+    if (!plan || this.session.closed) return;
+    for (const reset of plan.resets) this.session.writeControl(sseReset(reset));
+    this.session.replayFromLog(plan.fromLog);
+    this.session.replay(plan.backlog);
+    this.session.release();
+  }
+
+  serverSubscribe(channel: string, cursor: string | undefined): void {
+    this.#inOrder(async () => {
+      if (this.session.channelCount >= this.ctx.options.maxChannelsPerSubscription && !this.session.has(channel)) {
+        throw new PushError('too_many_channels', `at most ${this.ctx.options.maxChannelsPerSubscription} channels per connection`);
+      }
+      this.session.writeControl(sseNotice('subscribed', { channel, server: true }));
+      await this.subscribe(SERVER_IDENTITY, [channel], cursor);
+    }, channel);
+  }
+
+  serverUnsubscribe(channel: string): void {
+    this.#inOrder(async () => {
+      if (this.session.unsubscribe(channel)) this.session.writeControl(sseNotice('unsubscribed', { channel, server: true }));
+    }, channel);
+  }
+
+  serverDisconnect(code: number, reason: string): void {
+    this.session.disconnect({ code, reason, reconnect: code < 4500 });
+  }
+
+  #inOrder(task: () => Promise<void>, channel: string): void {
+    this.#changes = this.#changes.then(task).catch((error: unknown) => {
+      const pushError = toPushError(error);
+      if (pushError.code === 'internal') this.ctx.logError(error, 'sse subscription change failed');
+      if (!this.session.closed) this.session.writeControl(sseNotice('error', { channel, ...pushError.toJSON() }));
+    });
   }
 }
 
@@ -69,17 +118,26 @@ export function registerSse(app: FastifyInstance, ctx: TransportContext): void {
     for (const stream of streams) stream.session.disconnect(DISCONNECTS.shutdown);
   });
 
-  app.get('/v1/sse', async (request, reply) => {
+  // What a stream would answer, without opening one (a HEAD must not leave a silent session behind).
+  app.head('/v1/sse', async (_request, reply) => reply.header('content-type', 'text/event-stream; charset=utf-8').header('cache-control', 'no-store').send());
+
+  app.get('/v1/sse', { exposeHeadRoute: false }, async (request, reply) => {
     const query = request.query as Record<string, string | string[] | undefined>;
     let channels: string[];
     let cursorText: string | undefined;
     let delta: DeltaCodec | null;
+    let identity: Identity;
+    let release: () => void;
     try {
-      channels = channelsParam(query, options.maxChannelsPerSubscription);
+      identity = await identify(ctx, request);
+      channels = withOwnSubs(channelsParam(query, options.maxChannelsPerSubscription, identity.subs.length > 0), identity, options.maxChannelsPerSubscription);
       delta = deltaParam(query);
       const header = request.headers['last-event-id'];
       // The header is what EventSource sends on its own reconnects, so it wins over the query.
       cursorText = (Array.isArray(header) ? header[0] : header) ?? stringParam(query, 'lastEventId');
+      // Entitlements before the stream opens, so a refusal is an HTTP status the client can read.
+      ctx.resumer.checkSubscribe(identity, channels);
+      release = ctx.guard.admit(request.ip);
     } catch (error) {
       const pushError = toPushError(error);
       metrics.badInput('sse', pushError.code);
@@ -93,28 +151,46 @@ export function registerSse(app: FastifyInstance, ctx: TransportContext): void {
       'cache-control': 'no-store',
       'x-accel-buffering': 'no',
       connection: 'keep-alive',
-      ...corsHeaders(options),
+      ...ctx.cors.headers(request.headers.origin),
     });
-    const stream = new SseStream(res, ctx);
+    const stream = new SseStream(res, ctx, identity, delta);
     const session = stream.session;
     streams.add(stream);
+    ctx.registry.add(stream);
     metrics.connectionOpened('sse');
+    const cancelExpiry = whenExpired(identity.expiresAt, () => session.disconnect(DISCONNECTS.tokenExpired));
     res.on('close', () => {
       streams.delete(stream);
+      ctx.registry.remove(stream);
+      cancelExpiry();
       session.close();
+      release();
       metrics.connectionClosed('sse');
     });
     res.on('error', (error) => request.log.debug({ err: error }, 'sse stream error'));
 
     session.writeControl(ssePreamble(options.reconnectDelay * 1000, options.heartbeatInterval * 1000));
-    const plan = await ctx.resumer.subscribe(session, channels, ctx.resumer.resumePoint(cursorText), delta);
-    if (!plan || session.closed) return;
-    for (const reset of plan.resets) session.writeControl(sseReset(reset));
-    session.replayFromLog(plan.fromLog);
-    session.replay(plan.backlog);
-    session.release();
+    session.writeControl(sseHello(stream.sessionId, identity.user));
+    try {
+      await stream.subscribe(identity, channels, cursorText);
+    } catch (error) {
+      // Checked above, so this is rare (a read from the log failed): say so and end; the client resumes.
+      const pushError = toPushError(error);
+      if (pushError.code === 'internal') ctx.logError(error, 'sse subscribe failed');
+      if (!session.closed) session.writeControl(sseNotice('error', pushError.toJSON()));
+      session.disconnect(DISCONNECTS.shutdown);
+      return;
+    }
+    if (session.closed) return;
     const cursor = session.idleCursor();
     if (cursor) session.writeControl(sseCursor(cursor.toString()));
     stream.subscribed = true;
   });
+}
+
+/** The channels asked for plus the token's own `subs`, within the per-connection limit. */
+export function withOwnSubs(requested: readonly string[], identity: Identity, max: number): string[] {
+  const channels = [...new Set([...requested, ...identity.subs])];
+  if (channels.length > max) throw new PushError('too_many_channels', `at most ${max} channels per subscription (with the token's own subs), got ${channels.length}`);
+  return channels;
 }

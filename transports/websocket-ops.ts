@@ -5,13 +5,15 @@
 import type { DeltaCodec } from '../src/delta/codec.js';
 import { deltaCodecOf } from '../src/delta/codecs.js';
 import { PushError } from '../src/errors.js';
+import { jsonTooDeep } from '../src/protocol/json-depth.js';
 import { channelNameProblem } from '../src/protocol/channel-name.js';
 
 export type ClientOp =
   | { op: 'subscribe'; channel: string; cursor?: string; delta: DeltaCodec | null; id?: string }
   | { op: 'unsubscribe'; channel: string; id?: string }
   | { op: 'publish'; channel: string; data: unknown; id?: string }
-  | { op: 'ping'; id?: string };
+  | { op: 'ping'; id?: string }
+  | { op: 'auth'; token: string; cursor?: string; id?: string };
 
 /** Longest client-chosen op id; it is echoed back in replies. */
 export const MAX_OP_ID_LENGTH = 255;
@@ -23,7 +25,8 @@ export function opIdOf(value: unknown): string | undefined {
   return typeof id === 'string' && id.length <= MAX_OP_ID_LENGTH ? id : undefined;
 }
 
-export function parseJsonFrame(text: string): unknown {
+export function parseJsonFrame(text: string, maxDepth: number): unknown {
+  if (jsonTooDeep(text, maxDepth)) throw new PushError('bad_json', `frame nests arrays and objects more than ${maxDepth} levels deep`);
   try {
     return JSON.parse(text);
   } catch (error) {
@@ -56,10 +59,17 @@ export function parseClientOp(value: unknown): ClientOp {
     }
     case 'ping':
       return withId({ op: 'ping' });
+    case 'auth': {
+      const token = fields['token'];
+      if (typeof token !== 'string' || token === '') throw new PushError('bad_request', 'auth needs a token field (a non-empty string)');
+      const cursor = fields['cursor'];
+      if (cursor !== undefined && typeof cursor !== 'string') throw new PushError('bad_request', 'cursor must be a string');
+      return withId(cursor === undefined ? { op: 'auth', token } : { op: 'auth', token, cursor });
+    }
     case undefined:
       throw new PushError('bad_request', 'a frame must have an "op" field');
     default:
-      throw new PushError('unknown_op', `unknown op ${JSON.stringify(fields['op']).slice(0, 64)}; known ops: subscribe, unsubscribe, publish, ping`);
+      throw new PushError('unknown_op', `unknown op ${JSON.stringify(fields['op']).slice(0, 64)}; known ops: auth, subscribe, unsubscribe, publish, ping`);
   }
 }
 

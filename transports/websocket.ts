@@ -8,19 +8,43 @@ import type { FastifyInstance } from 'fastify';
 import type {} from '@fastify/websocket';
 import { Socket } from 'node:net';
 import type { RawData, WebSocket } from 'ws';
+import { SERVER_IDENTITY, type Identity } from '../src/auth/identity.js';
+import { TokenError } from '../src/auth/token-verifier.js';
 import { Session, type SessionSink } from '../src/engine/session.js';
 import { DISCONNECTS, PushError, type Disconnect } from '../src/errors.js';
+import { TokenBucket } from '../src/limits/token-bucket.js';
+import { packageVersion } from '../src/package-root.js';
 import type { TransportContext } from './context.js';
-import { toPushError } from './http-errors.js';
+import { credentialOf } from './credentials.js';
+import { whenExpired } from './expiry-timer.js';
+import { sendError, toPushError } from './http-errors.js';
+import { newSessionId, type ControllableConnection } from './connection-registry.js';
 import { WS_MESSAGE, encodeOp, type ServerOp } from './websocket-format.js';
 import { opIdOf, parseClientOp, parseJsonFrame, type ClientOp } from './websocket-ops.js';
 
 /** Room for the op's own fields around a payload of the largest allowed size. */
 const FRAME_OVERHEAD_BYTES = 4096;
+/** Ops refused by the rate limit in one second, as a multiple of the limit, past which the socket is closed (4029). */
+const FLOOD_FACTOR = 10;
+let version: string | undefined;
+const VERSION = (): string => (version ??= packageVersion());
 
-class WebSocketConnection implements SessionSink {
+class WebSocketConnection implements SessionSink, ControllableConnection {
   readonly format = WS_MESSAGE;
   readonly session: Session;
+  readonly sessionId = newSessionId();
+  /** Who the client is: anonymous (or open) until a token arrives, at the upgrade or by an `auth` op. */
+  identity: Identity;
+  /** Channels the server subscribed (server API, the token's `subs`): kept across token refreshes. */
+  readonly #serverChannels = new Set<string>();
+  /** Where the token's `subs` resume from (the upgrade's `?cursor=` or the auth op's `cursor`). */
+  #subsCursor: string | undefined;
+  #cancelExpiry: () => void = () => {};
+  #authTimer: NodeJS.Timeout | undefined;
+  readonly #ops: TokenBucket;
+  readonly #publishes: TokenBucket;
+  #refusedSecond = 0;
+  #refusedInSecond = 0;
   /** Cleared at each ping, set by the pong; still clear at the next ping means the peer is gone. */
   alive = true;
   /**
@@ -28,9 +52,55 @@ class WebSocketConnection implements SessionSink {
    * resume), and an unsubscribe sent after it must not overtake it.
    */
   #subscriptionOps: Promise<void> = Promise.resolve();
+  /** Settles once the latest identity change (the upgrade's token, an auth op) is done: publishes wait for it. */
+  #identified: Promise<void> = Promise.resolve();
 
-  constructor(private readonly socket: WebSocket, private readonly ctx: TransportContext) {
+  constructor(private readonly socket: WebSocket, private readonly ctx: TransportContext, identity: Identity) {
     this.session = new Session(ctx.engine, this, { maxBufferedBytes: ctx.options.maxBufferedBytes });
+    this.identity = identity;
+    this.#ops = new TokenBucket(ctx.options.opRate, 2 * ctx.options.opRate);
+    this.#publishes = new TokenBucket(ctx.options.publishRate, 2 * ctx.options.publishRate);
+  }
+
+  get user(): string | undefined {
+    return this.identity.user;
+  }
+
+  /**
+   * The first frames: hello (the session id), then the identity's own subscriptions. A connection
+   * that came without credentials, where anonymous clients may do nothing, has authTimeout seconds
+   * to send its `auth` op.
+   */
+  start(subsCursor: string | undefined): void {
+    this.#subsCursor = subsCursor;
+    const hello: ServerOp = { op: 'hello', session: this.sessionId, version: VERSION(), heartbeat: this.ctx.options.heartbeatInterval };
+    if (this.identity.user !== undefined) hello.user = this.identity.user;
+    if (this.identity.expiresAt !== undefined) hello.expires = Math.floor(this.identity.expiresAt / 1000);
+    this.reply(hello);
+    if (this.identity.kind === 'anonymous' && this.identity.grants.length === 0) {
+      this.#authTimer = setTimeout(() => {
+        this.ctx.metrics.auth('refused', 'auth_timeout');
+        this.session.disconnect({ ...DISCONNECTS.unauthorized, reason: `unauthorized: no auth op within ${this.ctx.options.authTimeout} s` });
+      }, this.ctx.options.authTimeout * 1000);
+      this.#authTimer.unref();
+    }
+    this.#identityChanged(undefined);
+  }
+
+  close(): void {
+    this.#cancelExpiry();
+    clearTimeout(this.#authTimer);
+  }
+
+  /** Refuses the upgrade's credentials after the upgrade (a browser cannot read an HTTP status on a WebSocket). */
+  refuse(error: unknown): void {
+    const pushError = toPushError(error);
+    this.ctx.metrics.auth('refused', pushError.code === 'unavailable' ? 'jwks_unavailable' : 'bad_token');
+    this.reply({ op: 'error', code: pushError.code, message: pushError.message });
+    const expired = error instanceof TokenError && error.expired;
+    // A JWKS outage is not the client's fault: let it come back and resume.
+    if (pushError.code === 'unavailable') this.session.disconnect(DISCONNECTS.shutdown);
+    else this.session.disconnect(expired ? DISCONNECTS.tokenExpired : DISCONNECTS.unauthorized);
   }
 
   get bufferedAmount(): number {
@@ -83,20 +153,32 @@ class WebSocketConnection implements SessionSink {
     if (this.session.closed) return;
     let parsed: unknown;
     try {
+      if (!this.#ops.take()) return this.#overRate();
       if (isBinary) throw new PushError('unsupported_frame', 'binary frames are not accepted; send JSON text frames');
       // Size first: a frame that will be refused is not worth parsing.
       const limit = this.ctx.options.maxMessageBytes + FRAME_OVERHEAD_BYTES;
       if (rawLength(data) > limit) throw new PushError('message_too_large', `frame is ${rawLength(data)} bytes, the limit is ${limit}`);
-      parsed = parseJsonFrame(rawText(data));
+      parsed = parseJsonFrame(rawText(data), this.ctx.options.maxJsonDepth);
       this.run(parseClientOp(parsed));
     } catch (error) {
       this.fail(error, opIdOf(parsed));
     }
   }
 
+  /** An op over the rate limit: an error op, and far over it the socket is closed (the client resumes later). */
+  #overRate(): void {
+    this.ctx.metrics.limited('op_rate');
+    const second = Math.floor(Date.now() / 1000);
+    if (second !== this.#refusedSecond) [this.#refusedSecond, this.#refusedInSecond] = [second, 0];
+    if (++this.#refusedInSecond > FLOOD_FACTOR * this.ctx.options.opRate) return this.session.disconnect(DISCONNECTS.rateLimited);
+    // One error op per second is enough to tell the client; answering each refused op would let a flood double itself.
+    if (this.#refusedInSecond === 1) this.fail(new PushError('rate_limited', `more than ${this.ctx.options.opRate} ops per second; ops are being refused`, 1), undefined);
+  }
+
   fail(error: unknown, id: string | undefined, channel?: string): void {
     const pushError = toPushError(error);
-    if (pushError.code === 'internal') this.ctx.log.error({ err: error }, 'websocket op failed');
+    if (pushError.code === 'internal') this.ctx.logError(error, 'websocket op failed');
+    if (pushError.code === 'unauthorized' || pushError.code === 'forbidden') this.ctx.metrics.auth(pushError.code === 'forbidden' ? 'forbidden' : 'refused', 'op');
     // Only what the client got wrong counts as bad input; an outage (503) or a server error does not.
     if (pushError.status < 500) this.ctx.metrics.badInput('ws', pushError.code);
     const op: ServerOp = { op: 'error', code: pushError.code, message: pushError.message };
@@ -121,7 +203,12 @@ class WebSocketConnection implements SessionSink {
         );
         return;
       case 'publish': {
-        this.ctx.publisher.publish([{ channel: op.channel, data: op.data }], op.id).then(
+        if (!this.#publishes.take()) {
+          this.ctx.metrics.limited('publish_rate');
+          this.fail(new PushError('rate_limited', `more than ${this.ctx.options.publishRate} publishes per second on one connection`, 1), op.id, op.channel);
+          return;
+        }
+        this.#identified.then(() => this.ctx.publisher.publish(this.identity, [{ channel: op.channel, data: op.data }], op.id)).then(
           (ids) => this.reply(withId({ op: 'ack', ids }, op.id)),
           (error: unknown) => this.fail(error, op.id, op.channel),
         );
@@ -138,21 +225,103 @@ class WebSocketConnection implements SessionSink {
           undefined,
         );
         return;
+      case 'auth':
+        this.#identified = this.#inOrder(() => this.authenticate(op), op.id, undefined);
+        return;
     }
   }
 
-  #inOrder(task: () => Promise<void>, id: string | undefined, channel: string | undefined): void {
-    this.#subscriptionOps = this.#subscriptionOps.then(task).catch((error: unknown) => this.fail(error, id, channel));
+  /**
+   * The first token, or a refresh: the identity is replaced in place, live subscriptions the new
+   * token no longer grants end (`unsubscribed` + `error forbidden`), its `subs` are added.
+   */
+  async authenticate(op: Extract<ClientOp, { op: 'auth' }>): Promise<void> {
+    const first = this.identity.kind === 'anonymous' || this.identity.kind === 'open';
+    let identity: Identity;
+    try {
+      identity = await this.ctx.auth.identify(op.token);
+    } catch (error) {
+      if (this.session.closed) return;
+      // A failed first auth ends the connection; a failed refresh leaves the current token in force.
+      if (first) return this.refuse(error);
+      throw error;
+    }
+    if (this.session.closed) return;
+    if (!first && identity.user !== this.identity.user) throw new PushError('forbidden', 'a refresh must be for the same user; reconnect to change users');
+    clearTimeout(this.#authTimer);
+    if (op.cursor !== undefined) this.#subsCursor = op.cursor;
+    const previous = this.identity.user;
+    this.identity = identity;
+    this.ctx.metrics.auth('ok', first ? 'auth_op' : 'refresh');
+    const reply: ServerOp = { op: 'authenticated' };
+    if (op.id !== undefined) reply.id = op.id;
+    if (identity.user !== undefined) reply.user = identity.user;
+    if (identity.expiresAt !== undefined) reply.expires = Math.floor(identity.expiresAt / 1000);
+    this.reply(reply);
+    const revoked = this.ctx.resumer.revoked(identity, this.session.channels().filter((channel) => !this.#serverChannels.has(channel)));
+    for (const channel of revoked) {
+      this.session.unsubscribe(channel);
+      this.reply({ op: 'unsubscribed', channel });
+      this.fail(new PushError('forbidden', `the new token does not allow you to subscribe to ${JSON.stringify(channel.slice(0, 64))}`), undefined, channel);
+    }
+    this.#identityChanged(previous);
   }
 
-  async subscribe(op: Extract<ClientOp, { op: 'subscribe' }>): Promise<void> {
+  /** After the identity is set or replaced: the expiry timer, the registry, the token's own subscriptions. */
+  #identityChanged(previousUser: string | undefined): void {
+    this.#cancelExpiry();
+    this.#cancelExpiry = whenExpired(this.identity.expiresAt, () => this.session.disconnect(DISCONNECTS.tokenExpired));
+    if (previousUser !== this.identity.user) this.ctx.registry.userChanged(this, previousUser);
+    for (const channel of this.identity.subs) {
+      if (!this.session.has(channel)) this.#subscribeForServer(channel, this.#subsCursor, undefined);
+    }
+  }
+
+  serverSubscribe(channel: string, cursor: string | undefined): void {
+    this.#subscribeForServer(channel, cursor, undefined);
+  }
+
+  serverUnsubscribe(channel: string): void {
+    this.#inOrder(
+      async () => {
+        this.#serverChannels.delete(channel);
+        if (this.session.unsubscribe(channel)) this.reply({ op: 'unsubscribed', channel, server: true });
+      },
+      undefined,
+      channel,
+    );
+  }
+
+  serverDisconnect(code: number, reason: string): void {
+    this.session.disconnect({ code, reason, reconnect: code < 4500 });
+  }
+
+  #subscribeForServer(channel: string, cursor: string | undefined, id: string | undefined): void {
+    this.#serverChannels.add(channel);
+    this.#inOrder(() => this.subscribe({ op: 'subscribe', channel, delta: null, ...(cursor !== undefined ? { cursor } : {}) }, SERVER_IDENTITY, true), id, channel);
+  }
+
+  /** Holds the op queue until the upgrade's credentials are checked. */
+  whenIdentified(identified: Promise<void>): void {
+    this.#identified = this.#inOrder(() => identified, undefined, undefined);
+  }
+
+  #inOrder(task: () => Promise<void>, id: string | undefined, channel: string | undefined): Promise<void> {
+    this.#subscriptionOps = this.#subscriptionOps.then(task).catch((error: unknown) => this.fail(error, id, channel));
+    return this.#subscriptionOps;
+  }
+
+  async subscribe(op: Extract<ClientOp, { op: 'subscribe' }>, identity: Identity = this.identity, byServer = false): Promise<void> {
     const { resumer, options } = this.ctx;
+    if (this.session.closed) return;
     if (!this.session.has(op.channel) && this.session.channelCount >= options.maxChannelsPerSubscription) {
       throw new PushError('too_many_channels', `at most ${options.maxChannelsPerSubscription} channels per connection`);
     }
-    const plan = await resumer.subscribe(this.session, [op.channel], resumer.resumePoint(op.cursor), op.delta);
+    const plan = await resumer.subscribe(identity, this.session, [op.channel], resumer.resumePoint(op.cursor), op.delta);
     if (!plan || this.session.closed) return;
-    this.reply(withId({ op: 'subscribed', channel: op.channel, cursor: plan.startCursor.toString(), resumed: plan.resumed }, op.id));
+    const subscribed: ServerOp = { op: 'subscribed', channel: op.channel, cursor: plan.startCursor.toString(), resumed: plan.resumed };
+    if (byServer) subscribed.server = true;
+    this.reply(withId(subscribed, op.id));
     for (const reset of plan.resets) this.reply({ op: 'reset', ...reset });
     this.session.replayFromLog(plan.fromLog);
     this.session.replay(plan.backlog);
@@ -199,19 +368,61 @@ export function registerWebSocket(app: FastifyInstance, ctx: TransportContext): 
     for (const connection of connections) connection.session.disconnect(DISCONNECTS.shutdown);
   });
 
-  app.get('/v1/ws', { websocket: true }, (socket) => {
-    const connection = new WebSocketConnection(socket, ctx);
-    connections.add(connection);
-    ctx.metrics.connectionOpened('ws');
-    socket.on('message', (data, isBinary) => connection.onFrame(data, isBinary));
-    socket.on('pong', () => {
-      connection.alive = true;
-    });
-    socket.on('error', (error) => ctx.log.debug({ err: error }, 'websocket error'));
-    socket.on('close', () => {
-      connections.delete(connection);
-      connection.session.close();
-      ctx.metrics.connectionClosed('ws');
-    });
+  /** Released when the socket closes; set by the upgrade's preHandler. */
+  const releases = new WeakMap<object, () => void>();
+  app.route({
+    method: 'GET',
+    url: '/v1/ws',
+    exposeHeadRoute: false,
+    // Checked before the upgrade, answered as HTTP: the address's limits and the page's origin.
+    preHandler: async (request) => {
+      ctx.cors.check(request);
+      releases.set(request, ctx.guard.admit(request.ip));
+    },
+    handler: async (request, reply) => {
+      releases.get(request)?.();
+      return sendError(reply, new PushError('upgrade_required', 'GET /v1/ws is a WebSocket endpoint: send an Upgrade: websocket request'));
+    },
+    wsHandler: (socket, request) => {
+      const release = releases.get(request) ?? (() => {});
+      const query = request.query as Record<string, unknown>;
+      const subsCursor = typeof query['cursor'] === 'string' ? query['cursor'] : undefined;
+      let credential: string | undefined;
+      let credentialProblem: unknown;
+      try {
+        credential = credentialOf(request);
+      } catch (error) {
+        credentialProblem = error;
+      }
+      const connection = new WebSocketConnection(socket, ctx, ctx.auth.anonymous);
+      connections.add(connection);
+      ctx.registry.add(connection);
+      ctx.metrics.connectionOpened('ws');
+      socket.on('message', (data, isBinary) => connection.onFrame(data, isBinary));
+      socket.on('pong', () => {
+        connection.alive = true;
+      });
+      socket.on('error', (error) => ctx.log.debug({ err: error }, 'websocket error'));
+      socket.on('close', () => {
+        connections.delete(connection);
+        ctx.registry.remove(connection);
+        connection.close();
+        connection.session.close();
+        release();
+        ctx.metrics.connectionClosed('ws');
+      });
+      if (credentialProblem !== undefined) return connection.refuse(credentialProblem);
+      // Frames that arrive while the token is checked wait in order behind it.
+      connection.whenIdentified(
+        ctx.auth.identify(credential).then(
+          (identity) => {
+            connection.identity = identity;
+            if (credential !== undefined) ctx.metrics.auth('ok', 'upgrade');
+            connection.start(subsCursor);
+          },
+          (error: unknown) => connection.refuse(error),
+        ),
+      );
+    },
   });
 }

@@ -2,6 +2,7 @@
  * The demo publisher behind `edgepush --demo`: a random walk of prices for a dozen tickers on
  * channels like `US/NASDAQ/AAPL`, published through the same path as any client's publish.
  */
+import { SERVER_IDENTITY } from '../auth/identity.js';
 import type { Publisher } from '../publish/publisher.js';
 
 interface Ticker {
@@ -54,7 +55,7 @@ export function startMarketFeed(publisher: Publisher, onError: (error: unknown) 
     const moved = tickers.filter(() => Math.random() < 0.4);
     if (moved.length === 0) return;
     const messages = moved.map((ticker) => ({ channel: channelOf(ticker), data: tick(ticker) }));
-    publisher.publish(messages).catch(onError);
+    publisher.publish(SERVER_IDENTITY, messages).catch(onError);
   }, intervalMs);
   return { stop: () => clearInterval(timer) };
 }

@@ -3,6 +3,7 @@
  * update a GTFS-realtime-like VehiclePosition. Most fields stay the same between updates (vehicle,
  * trip, route, stop), only the position, bearing, speed and time move: the shape deltas are for.
  */
+import { SERVER_IDENTITY } from '../auth/identity.js';
 import type { Publisher } from '../publish/publisher.js';
 
 export const VEHICLE_COUNT = 150;
@@ -42,7 +43,7 @@ export function startVehicleFeed(publisher: Publisher, onError: (error: unknown)
   const timer = setInterval(() => {
     const moved = vehicles.filter(() => Math.random() < 0.2);
     if (moved.length === 0) return;
-    publisher.publish(moved.map((vehicle) => ({ channel: vehicleChannel(vehicle.index), data: move(vehicle) }))).catch(onError);
+    publisher.publish(SERVER_IDENTITY, moved.map((vehicle) => ({ channel: vehicleChannel(vehicle.index), data: move(vehicle) }))).catch(onError);
   }, intervalMs);
   return { stop: () => clearInterval(timer) };
 }

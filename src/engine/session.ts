@@ -95,6 +95,11 @@ export class Session {
     return this.#subscriptions.has(channel);
   }
 
+  /** The channels subscribed, as a copy (safe to unsubscribe while iterating). */
+  channels(): string[] {
+    return [...this.#subscriptions.keys()];
+  }
+
   /**
    * Subscribes (or re-subscribes, replacing the old cursor) and returns the recovery. The caller
    * writes any reset notice and then passes the backlog to {@link replay}, before returning to the

@@ -3,7 +3,8 @@
  * Java's key partitioner, and one-line descriptions of the client's errors (its errors nest: a
  * response error holds one error per failed partition, a retry error one per attempt).
  */
-import { murmur2, type BaseOptions } from '@platformatic/kafka';
+import { murmur2, ProduceAcks, Producer, stringSerializer, type BaseOptions } from '@platformatic/kafka';
+import { PushError } from '../errors.js';
 import type { KafkaOptions } from './kafka-options.js';
 
 /** Connection options for a client of this node; `role` tells the clients apart in broker logs. */
@@ -20,6 +21,50 @@ export function clientOptions(options: KafkaOptions, role: string, retries: numb
     // The configuration's mechanism names are lower-case (`scram-sha-256`, as documented); the client wants them upper-case.
     ...(sasl !== undefined ? { sasl: { ...sasl, mechanism: sasl.mechanism.toUpperCase() } as BaseOptions['sasl'] } : {}),
   } as BaseOptions;
+}
+
+/** The producer's record types: string keys and headers, byte values. */
+export type NodeProducer = Producer<string, Buffer, string, string>;
+
+/**
+ * The node's one producer, for publishes and control commands alike, made at its first use:
+ * idempotent with the client's own retries (the broker drops a retried duplicate) and acks=all;
+ * callers bound their wait with `acknowledged` instead.
+ */
+export class SharedProducer {
+  readonly #options: KafkaOptions;
+  #producer: NodeProducer | undefined;
+
+  constructor(options: KafkaOptions) {
+    this.#options = options;
+  }
+
+  get(): NodeProducer {
+    this.#producer ??= new Producer({
+      ...clientOptions(this.#options, 'producer', 5),
+      idempotent: true,
+      acks: ProduceAcks.ALL,
+      serializers: { key: stringSerializer, headerKey: stringSerializer, headerValue: stringSerializer },
+    });
+    return this.#producer;
+  }
+
+  async close(): Promise<void> {
+    await this.#producer?.close(true);
+  }
+}
+
+/** `sent`, or a PushError 'unavailable' (`message`) when it takes over `timeoutMs`. */
+export async function acknowledged<T>(sent: Promise<T>, timeoutMs: number, message: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new PushError('unavailable', message)), timeoutMs);
+  });
+  try {
+    return await Promise.race([sent, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /**

@@ -24,12 +24,14 @@ export interface KafkaOptions {
   readonly readBack: number;
   /** Most records read back from Kafka for one resume beyond the rings (deep resume). */
   readonly deepResumeMaxRecords: number;
-  /** Milliseconds before a publish to an unreachable cluster answers 503. */
+  /** Milliseconds before a publish (or a control command) to an unreachable cluster answers 503. */
   readonly publishTimeout: number;
+  /** edgepush's own topic for server-API commands (src/kafka/kafka-control.ts); created when missing. */
+  readonly controlTopic: string;
 }
 
 const TOPIC_KEYS = new Set(['topic', 'channel', 'channelHeader', 'prefix', 'split', 'fields']);
-const KAFKA_KEYS = new Set(['brokers', 'clientId', 'ssl', 'sasl', 'topics', 'publishTopic', 'readBack', 'deepResumeMaxRecords', 'publishTimeout']);
+const KAFKA_KEYS = new Set(['brokers', 'clientId', 'ssl', 'sasl', 'topics', 'publishTopic', 'readBack', 'deepResumeMaxRecords', 'publishTimeout', 'controlTopic']);
 // Kafka's own rule for topic names.
 const TOPIC_NAME = /^[a-zA-Z0-9._-]{1,249}$/;
 
@@ -70,6 +72,10 @@ export function kafkaOptionsOf(options: ServerOptions): KafkaOptions | undefined
   if (sasl !== undefined && (typeof sasl !== 'object' || sasl === null || typeof (sasl as { mechanism?: unknown }).mechanism !== 'string')) {
     fail('sasl', 'an object with a mechanism (plain, scram-sha-256, scram-sha-512), username and password');
   }
+  const controlTopic = raw['controlTopic'] ?? 'edgepush-control';
+  if (typeof controlTopic !== 'string' || !TOPIC_NAME.test(controlTopic)) fail('controlTopic', 'a topic name', controlTopic);
+  // Commands are not channel messages: the control topic must not be read as data too.
+  if (names.includes(controlTopic as string)) fail('controlTopic', `a topic that is not one of the consumed topics (${names.join(', ')})`, controlTopic);
   const clientId = raw['clientId'] ?? 'edgepush';
   if (typeof clientId !== 'string' || clientId === '') fail('clientId', 'a non-empty string', clientId);
   return {
@@ -82,6 +88,7 @@ export function kafkaOptionsOf(options: ServerOptions): KafkaOptions | undefined
     readBack: int('readBack', Math.max(1000, options.historySize), 0),
     deepResumeMaxRecords: int('deepResumeMaxRecords', 100_000, 0),
     publishTimeout: int('publishTimeout', 5000, 100),
+    controlTopic: controlTopic as string,
   };
 }
 

@@ -2,17 +2,19 @@
  * Kafka as the source: every node reads every partition of the configured topics ("everybody reads
  * everything"), so any node can serve any client and cursors mean the same on all of them.
  *
- * Three clients, none in a consumer group: the tail (live records, from the read-back start on),
- * the range reader (deep resume: past ranges by offset), and the producer (publish, idempotent,
- * acks=all). Positions come from Kafka itself, so nothing is ever committed.
+ * Four clients, none in a consumer group: the tail (live records, from the read-back start on),
+ * the range reader (deep resume: past ranges by offset), the control log's reader (server-API
+ * commands, kafka-control.ts) and the producer (publishes and commands, idempotent, acks=all).
+ * Positions come from Kafka itself, so nothing is ever committed.
  */
 import { createHash } from 'node:crypto';
-import { Consumer, ListOffsetTimestamps, ProduceAcks, Producer, stringSerializer } from '@platformatic/kafka';
+import { Consumer, ListOffsetTimestamps, ProduceAcks } from '@platformatic/kafka';
 import { Frontier, WHOLE_RECORD, messageId } from '../log/position.js';
 import { PushError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { PartitionStatus, PublishMessage, RecordHandler, Source, SourceHealth } from '../log/source.js';
-import { clientOptions, describeKafkaError, javaPartition } from './kafka-client.js';
+import { acknowledged, clientOptions, describeKafkaError, javaPartition, SharedProducer } from './kafka-client.js';
+import { KafkaControlLog } from './kafka-control.js';
 import type { KafkaOptions } from './kafka-options.js';
 import { PartitionFetcher, type PartitionRef } from './partition-fetcher.js';
 import { RangeReader, type RangeResult } from './range-reader.js';
@@ -40,14 +42,28 @@ export class KafkaSource implements Source {
   readonly #ranges: RangeReader;
   /** High watermarks at start: the read-back is complete when every partition reaches its own. */
   readonly #startHigh: number[];
-  #producer: Producer<string, Buffer, string, string> | undefined;
+  readonly #producer: SharedProducer;
+  /** Server-API commands to and from every node (the control topic). */
+  readonly control: KafkaControlLog;
   #healthy = true;
   #ready = false;
   #caughtUp: () => void = () => {};
   readonly caughtUp: Promise<void>;
 
-  private constructor(options: KafkaOptions, log: Logger, readonly epoch: string, refs: PartitionRef[], readonly start: Frontier, startHigh: number[], tailConsumer: Consumer) {
+  private constructor(
+    options: KafkaOptions,
+    log: Logger,
+    readonly epoch: string,
+    refs: PartitionRef[],
+    readonly start: Frontier,
+    startHigh: number[],
+    tailConsumer: Consumer,
+    producer: SharedProducer,
+    control: KafkaControlLog,
+  ) {
     this.#options = options;
+    this.#producer = producer;
+    this.control = control;
     this.#log = log;
     this.#refs = refs;
     this.#startHigh = startHigh;
@@ -83,7 +99,7 @@ export class KafkaSource implements Source {
         // The client's error does not reliably name the topic: ask for each one.
         const missing: string[] = [];
         for (const name of names) await consumer.metadata({ topics: [name] }).catch(() => missing.push(name));
-        throw new KafkaStartError(`Kafka topic${missing.length > 1 ? 's' : ''} ${missing.join(', ')} not found on the cluster (edgepush does not create topics)`);
+        throw new KafkaStartError(`Kafka topic${missing.length > 1 ? 's' : ''} ${missing.join(', ')} not found on the cluster (edgepush does not create data topics)`);
       });
       const refs: PartitionRef[] = [];
       for (const topic of names) {
@@ -103,7 +119,9 @@ export class KafkaSource implements Source {
       const startOffsets = high.map((h, p) => Math.max(low[p] as number, h - options.readBack) - 1);
       const start = Frontier.of(epoch, startOffsets, startOffsets.map(() => WHOLE_RECORD));
       log.info({ clusterId: cluster.id, epoch, layout }, 'kafka source connected');
-      return new KafkaSource(options, log, epoch, refs, start, high, consumer);
+      const producer = new SharedProducer(options);
+      const control = await KafkaControlLog.connect(options, log, producer);
+      return new KafkaSource(options, log, epoch, refs, start, high, consumer, producer, control);
     } catch (error) {
       await consumer.close(true).catch(() => {});
       if (error instanceof KafkaStartError) throw error;
@@ -157,6 +175,7 @@ export class KafkaSource implements Source {
 
   async open(handler: RecordHandler): Promise<void> {
     this.#tail.start(handler);
+    this.control.start();
   }
 
   async publish(messages: readonly PublishMessage[]): Promise<string[]> {
@@ -170,22 +189,12 @@ export class KafkaSource implements Source {
       headers: { 'content-type': 'application/json' },
       partition: javaPartition(message.channel, this.#publishPartitions),
     }));
-    // Idempotent with the client's own retries (the broker drops a retried duplicate); the
-    // client-facing wait is bounded by publishTimeout instead.
-    this.#producer ??= new Producer({
-      ...clientOptions(this.#options, 'producer', 5),
-      idempotent: true,
-      acks: ProduceAcks.ALL,
-      serializers: { key: stringSerializer, headerKey: stringSerializer, headerValue: stringSerializer },
-    });
-    const producer = this.#producer;
-    let timer: NodeJS.Timeout | undefined;
     try {
-      const sent = producer.send({ messages: routed, acks: ProduceAcks.ALL });
-      const timeout = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new PushError('unavailable', `Kafka did not acknowledge the publish within ${this.#options.publishTimeout} ms; retry later`)), this.#options.publishTimeout);
-      });
-      const result = await Promise.race([sent, timeout]);
+      const result = await acknowledged(
+        this.#producer.get().send({ messages: routed, acks: ProduceAcks.ALL }),
+        this.#options.publishTimeout,
+        `Kafka did not acknowledge the publish within ${this.#options.publishTimeout} ms; retry later`,
+      );
       this.#healthy = true;
       const nextOffset = new Map((result.offsets ?? []).map((r) => [r.partition, Number(r.offset)]));
       return routed.map((message) => {
@@ -198,8 +207,6 @@ export class KafkaSource implements Source {
       if (error instanceof PushError) throw error;
       this.#log.warn({ err: error }, 'kafka publish failed');
       throw new PushError('unavailable', `Kafka is not reachable: ${describeKafkaError(error)}; retry later`);
-    } finally {
-      clearTimeout(timer);
     }
   }
 
@@ -212,8 +219,8 @@ export class KafkaSource implements Source {
   async close(): Promise<void> {
     this.#ready = false;
     this.#ranges.close();
-    await this.#tail.stop();
-    await Promise.allSettled([this.#tailConsumer.close(true), this.#rangeConsumer.close(true), this.#producer?.close(true)]);
+    await Promise.all([this.#tail.stop(), this.control.close()]);
+    await Promise.allSettled([this.#tailConsumer.close(true), this.#rangeConsumer.close(true), this.#producer.close()]);
   }
 
   #checkCaughtUp(): void {

@@ -35,15 +35,18 @@ export class TailReader {
   readonly #fetcher: PartitionFetcher;
   readonly #refs: readonly PartitionRef[];
   readonly #log: Logger;
+  /** Starts every log line: `kafka`, or what else this tail reads (the control topic's). */
+  readonly #label: string;
   #stopped = false;
   #loop: Promise<void> | undefined;
   /** Called after every fetch round (the source checks whether its start-up read-back is done). */
   onProgress: () => void = () => {};
 
-  constructor(fetcher: PartitionFetcher, refs: readonly PartitionRef[], start: readonly number[], log: Logger) {
+  constructor(fetcher: PartitionFetcher, refs: readonly PartitionRef[], start: readonly number[], log: Logger, label = 'kafka') {
     this.#fetcher = fetcher;
     this.#refs = refs;
     this.#log = log;
+    this.#label = label;
     this.state = {
       positions: start.slice(),
       highWatermarks: start.map(() => -1),
@@ -119,7 +122,7 @@ export class TailReader {
     const target = next < low ? low : Math.min(next, high);
     if (target === next) return;
     if (target > next) this.state.skippedRecords += target - next;
-    this.#log.warn({ topic: ref.topic, partition: ref.partition, from: next, to: target }, `kafka: ${ref.topic}/${ref.partition} does not hold offset ${next}; continuing at ${target}`);
+    this.#log.warn({ topic: ref.topic, partition: ref.partition, from: next, to: target }, `${this.#label}: ${ref.topic}/${ref.partition} does not hold offset ${next}; continuing at ${target}`);
     this.state.positions[index] = target - 1;
   }
 
@@ -130,12 +133,12 @@ export class TailReader {
     const previous = this.state.failing;
     this.state.failing = { kind, message };
     // One line per change of state, not one per retry.
-    if (previous?.kind !== kind) this.#log.error({ kind }, `kafka: cannot read (${kind.replace('_', ' ')}): ${message}; retrying, still serving what this node holds`);
+    if (previous?.kind !== kind) this.#log.error({ kind }, `${this.#label}: cannot read (${kind.replace('_', ' ')}): ${message}; retrying, still serving what this node holds`);
   }
 
   #recovered(): void {
     if (this.state.failing === undefined) return;
-    this.#log.info(`kafka: reading again after: ${this.state.failing.message}`);
+    this.#log.info(`${this.#label}: reading again after: ${this.state.failing.message}`);
     this.state.failing = undefined;
   }
 }

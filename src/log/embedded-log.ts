@@ -4,6 +4,7 @@
  * epoch at every start, so cursors from a previous run are recognised and answered with a reset.
  */
 import { randomBytes } from 'node:crypto';
+import { InProcessControlLog } from './control.js';
 import { Frontier, messageId } from './position.js';
 import type { LogRecord, PublishMessage, RecordHandler, Source } from './source.js';
 
@@ -15,6 +16,7 @@ export class EmbeddedLog implements Source {
   readonly writable = true;
   /** Nothing to read back at start: ready as soon as it exists. */
   readonly ready = true;
+  readonly control = new InProcessControlLog();
   #nextOffset = 0;
   #handler: RecordHandler | undefined;
 

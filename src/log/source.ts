@@ -4,6 +4,7 @@
  */
 import type { Frontier } from './position.js';
 import type { Payload } from '../protocol/envelope.js';
+import type { ControlLog } from './control.js';
 
 export interface LogRecord {
   /** Partition index across all configured topics (stable across nodes). */
@@ -41,6 +42,8 @@ export interface Source {
   readonly writable: boolean;
   /** True once the start-up read-back is done and live records flow (GET /readyz). */
   readonly ready: boolean;
+  /** Carries server-API commands to every node (docs/protocol.md "Server API"). */
+  readonly control: ControlLog;
   /** How reading the log goes, for the metrics; sources with nothing to report leave it out. */
   health?(): SourceHealth;
   close(): Promise<void>;

@@ -2,7 +2,10 @@
  * Publishing, shared by HTTP (POST /v1/publish) and the WebSocket publish op: validation, limits,
  * and idempotency (a retried request with the same key publishes once and gets the same ids).
  */
+import { createHash } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
+import { authorize } from '../auth/entitlements.js';
+import type { Identity } from '../auth/identity.js';
 import { PushError } from '../errors.js';
 import { channelNameProblem } from '../protocol/channel-name.js';
 import { payloadFromValue } from '../protocol/envelope.js';
@@ -15,14 +18,26 @@ export interface PublisherOptions {
   readonly maxIdempotencyKeys?: number;
   /** Most messages in one publish request. */
   readonly maxBatch?: number;
+  /**
+   * Whether clients (users, anonymous, everyone in open mode) may publish at all; backends with an
+   * API key and the server itself always may. Default true.
+   */
+  readonly allowClientPublish?: boolean;
+}
+
+/** What an idempotency key remembers: the request it was first used with, and its outcome. */
+interface Remembered {
+  readonly request: string;
+  readonly ids: Promise<string[]>;
 }
 
 export const MAX_IDEMPOTENCY_KEY_LENGTH = 255;
 
 export class Publisher {
   // The promise, not the result, is remembered: a retry that arrives while the first attempt is
-  // still in flight waits for it instead of publishing again.
-  readonly #recent: LRUCache<string, Promise<string[]>>;
+  // still in flight waits for it instead of publishing again. Keys are scoped to the publisher's
+  // identity: two users choosing the same key never see each other's ids.
+  readonly #recent: LRUCache<string, Remembered>;
   readonly #maxBatch: number;
 
   constructor(
@@ -57,26 +72,50 @@ export class Publisher {
     });
   }
 
-  async publish(items: readonly unknown[], idempotencyKey?: string): Promise<string[]> {
-    if (idempotencyKey !== undefined) {
-      if (idempotencyKey.length === 0 || idempotencyKey.length > MAX_IDEMPOTENCY_KEY_LENGTH) {
-        throw new PushError('bad_request', `Idempotency-Key must be 1 to ${MAX_IDEMPOTENCY_KEY_LENGTH} characters`);
-      }
-      const earlier = this.#recent.get(idempotencyKey);
-      if (earlier) return earlier;
+  /**
+   * Publishes for `identity`: the publish switch and the `pub` grants are checked for every
+   * message before anything reaches the log.
+   */
+  async publish(identity: Identity, items: readonly unknown[], idempotencyKey?: string): Promise<string[]> {
+    const isBackend = identity.kind === 'api-key' || identity.kind === 'server';
+    if (!isBackend && this.options.allowClientPublish === false) throw new PushError('publish_disabled', 'publishing from clients is turned off on this server');
+    if (idempotencyKey !== undefined && (idempotencyKey.length === 0 || idempotencyKey.length > MAX_IDEMPOTENCY_KEY_LENGTH)) {
+      throw new PushError('bad_request', `Idempotency-Key must be 1 to ${MAX_IDEMPOTENCY_KEY_LENGTH} characters`);
     }
     const messages = this.prepare(items);
+    for (const message of messages) authorize(identity, 'pub', message.channel);
+    const scopedKey = idempotencyKey === undefined ? undefined : `${identity.scope}\u0000${idempotencyKey}`;
+    const request = scopedKey === undefined ? '' : requestDigest(messages);
+    if (scopedKey !== undefined) {
+      const earlier = this.#recent.get(scopedKey);
+      if (earlier) {
+        if (earlier.request !== request) throw new PushError('idempotency_conflict', 'this Idempotency-Key was used with a different request body; use a new key for a new request');
+        return earlier.ids;
+      }
+    }
     // Always try, even when the last attempt failed: refusing up front would never find out that
     // the log is back. The source answers `unavailable` itself, within its own time bound.
     const attempt = this.source.publish(messages).then((ids) => {
       this.onPublished(ids.length);
       return ids;
     });
-    if (idempotencyKey !== undefined) {
-      this.#recent.set(idempotencyKey, attempt);
+    if (scopedKey !== undefined) {
+      const remembered = { request, ids: attempt };
+      this.#recent.set(scopedKey, remembered);
       // A failed attempt must not be remembered: the retry has to really publish.
-      attempt.catch(() => this.#recent.delete(idempotencyKey));
+      attempt.catch(() => {
+        if (this.#recent.peek(scopedKey) === remembered) this.#recent.delete(scopedKey);
+      });
     }
     return attempt;
   }
+}
+
+/** The request an idempotency key is bound to: each message's channel and exact payload bytes. */
+function requestDigest(messages: readonly PublishMessage[]): string {
+  const hash = createHash('sha256');
+  for (const message of messages) {
+    hash.update(message.channel).update('\u0000').update(message.payload.encoding ?? '').update('\u0000').update(message.payload.json).update('\u0001');
+  }
+  return hash.digest('base64url');
 }

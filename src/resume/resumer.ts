@@ -18,6 +18,8 @@
  * A reset is sent only when the data is really gone: the log no longer has it (retention), it is
  * over deepResumeMaxRecords, the cursor names another epoch, or there is no log to read.
  */
+import { authorize, isAllowed } from '../auth/entitlements.js';
+import type { Identity } from '../auth/identity.js';
 import type { DeltaCodec } from '../delta/codec.js';
 import { mergeBacklogs, type ChannelEngine, type Recovery, type ResetNotice, type ResumePoint } from '../engine/engine.js';
 import type { Frontier } from '../log/position.js';
@@ -74,9 +76,11 @@ export class Resumer {
   /**
    * Subscribes `session` to `channels` from `from` (steps 1 and 2 above). The subscriptions stay
    * held until the caller has written the plan and calls session.release(). Resolves with
-   * undefined when the session closed meanwhile.
+   * undefined when the session closed meanwhile. Rejects (before subscribing anything) with
+   * 401/403 when `identity` may not subscribe to one of the channels.
    */
-  async subscribe(session: Session, channels: readonly string[], from: ResumePoint, delta: DeltaCodec | null): Promise<StreamPlan | undefined> {
+  async subscribe(identity: Identity, session: Session, channels: readonly string[], from: ResumePoint, delta: DeltaCodec | null): Promise<StreamPlan | undefined> {
+    this.checkSubscribe(identity, channels);
     const recoveries = channels.map((channel) => session.subscribe(channel, from, delta, { held: true }));
     // Held live messages all come after this point.
     const registeredAt = this.engine.frontier();
@@ -91,7 +95,8 @@ export class Resumer {
    * the gaps noted in one synchronous step, before any read from the log, so messages arriving
    * during the read cannot push the needed ones out of a ring.
    */
-  async collect(channels: readonly string[], from: ResumePoint, max: number): Promise<PollAnswer> {
+  async collect(identity: Identity, channels: readonly string[], from: ResumePoint, max: number): Promise<PollAnswer> {
+    this.checkSubscribe(identity, channels);
     const recoveries = channels.map((channel) => this.engine.recover(channel, from));
     const frontier = this.engine.frontier();
     const { resets, fromLog, backlog } = await this.#complete(recoveries, channels, from);
@@ -103,6 +108,29 @@ export class Resumer {
     let cursor = (messages[max - 1] as PreparedMessage).frontier;
     if (max > fromLog.length && fromLog.length > 0) cursor = cursor.max((fromLog[fromLog.length - 1] as PreparedMessage).frontier);
     return { messages, resets, cursor: neverBehind(cursor, from) };
+  }
+
+  /**
+   * Throws 401/403 unless `identity` may subscribe to every one of `channels`. subscribe() and
+   * collect() check by themselves; a transport calls this too when it must refuse before it
+   * commits to a response (an SSE stream's status line).
+   */
+  checkSubscribe(identity: Identity, channels: readonly string[]): void {
+    for (const channel of channels) authorize(identity, 'sub', channel);
+  }
+
+  /**
+   * Of `channels` (a connection's live subscriptions), those `identity` may no longer subscribe to:
+   * after a token refresh they must end.
+   */
+  revoked(identity: Identity, channels: readonly string[]): string[] {
+    return channels.filter((channel) => !isAllowed(identity, 'sub', channel));
+  }
+
+  /** The newest `limit` messages of `channel` held in its ring (`GET /v1/history`), and the current cursor. */
+  history(identity: Identity, channel: string, limit: number): { messages: readonly PreparedMessage[]; cursor: Frontier } {
+    authorize(identity, 'hst', channel);
+    return { messages: this.engine.history(channel, limit), cursor: this.engine.frontier() };
   }
 
   /**

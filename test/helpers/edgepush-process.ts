@@ -9,6 +9,7 @@
  * directory keeps parallel test files from compiling into dist/ at the same time.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { LOOPBACK_LIMITS } from './loopback-limits.js';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { createServer } from 'node:net';
@@ -175,7 +176,7 @@ export class EdgepushProcess {
 
   private constructor(readonly port: number, private readonly options: EdgepushOptions) {
     this.#dir = mkdtempSync(join(tmpdir(), 'edgepush-node-'));
-    writeFileSync(join(this.#dir, 'config.json'), JSON.stringify(options.config));
+    writeFileSync(join(this.#dir, 'config.json'), JSON.stringify({ ...LOOPBACK_LIMITS, ...options.config }));
   }
 
   get url(): string {

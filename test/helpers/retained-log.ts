@@ -1,3 +1,4 @@
+import { InProcessControlLog } from '../../src/log/control.js';
 /**
  * A log for tests that keeps every record and can read a past range back: a stand-in for Kafka's
  * log that lets deep resume run in fast tests. Like Kafka it may have several partitions (a channel
@@ -9,6 +10,7 @@ import type { LogRecord, PublishMessage, RecordHandler, Source } from '../../src
 
 export class RetainedLog implements Source {
   readonly kind = 'retained';
+  readonly control = new InProcessControlLog();
   readonly epoch = randomBytes(5).toString('hex').replace(/[^0-9a-z]/g, '0');
   readonly start: Frontier;
   readonly writable = true;

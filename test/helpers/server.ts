@@ -1,9 +1,10 @@
 /** Starts a real server on 127.0.0.1 and port 0, with test-friendly options, and publishes to it. */
 import { defaultOptions, type ServerOptions } from '../../src/config.js';
+import { LOOPBACK_LIMITS } from './loopback-limits.js';
 import { startServer, type RunningServer, type StartExtras } from '../../src/start.js';
 
 export async function startTestServer(overrides: Partial<ServerOptions> = {}, extras: StartExtras = {}): Promise<RunningServer> {
-  return startServer({ ...defaultOptions(), port: 0, host: '127.0.0.1', logLevel: 'silent', ...overrides }, { publicDir: false, ...extras });
+  return startServer({ ...defaultOptions(), port: 0, host: '127.0.0.1', logLevel: 'silent', ...LOOPBACK_LIMITS, ...overrides }, { publicDir: false, ...extras });
 }
 
 export async function publish(baseUrl: string, messages: { channel: string; data: unknown }[]): Promise<string[]> {

@@ -15,7 +15,7 @@ describe('SSE specifics', () => {
     await server.close();
   });
 
-  it('sends proxy-friendly headers, retry:, the heartbeat interval and a starting id before anything else', async () => {
+  it('sends proxy-friendly headers, retry:, the heartbeat interval, the session id and a starting id before anything else', async () => {
     const response = await fetch(`${server.url}/v1/sse?channel=sse/headers`);
     expect(response.headers.get('content-type')).toBe('text/event-stream; charset=utf-8');
     expect(response.headers.get('cache-control')).toBe('no-store');
@@ -25,7 +25,7 @@ describe('SSE specifics', () => {
     let text = '';
     while (!text.includes('id: ')) text += new TextDecoder().decode((await reader.read()).value);
     await reader.cancel();
-    expect(text).toMatch(/^retry: 3000\nheartbeat: 50\n\nid: [0-9a-z]+\.[^\n]*\n\n/);
+    expect(text).toMatch(/^retry: 3000\nheartbeat: 50\n\nevent: hello\ndata: \{"session":"[A-Za-z0-9_-]{16}"\}\n\nid: [0-9a-z]+\.[^\n]*\n\n/);
   });
 
   it('keeps an idle stream alive with id-only heartbeats that carry the advancing cursor', async () => {
@@ -36,7 +36,7 @@ describe('SSE specifics', () => {
     // The idle channel received nothing, yet its cursor moves past the other channel's message.
     await client.waitFor(() => client.cursor !== before, 'a heartbeat with a newer cursor');
     expect(client.received).toEqual([]);
-    expect(client.events.filter((e) => e !== 'id')).toEqual([]);
+    expect(client.events.filter((e) => e !== 'id' && e !== 'hello')).toEqual([]);
     client.drop();
   });
 

@@ -146,7 +146,7 @@ describe('config', () => {
       const text = helpText();
       for (const [key, spec] of Object.entries(OPTION_SPECS)) {
         // Boolean switches may be shown with their negation, `--[no-]flag`; they take no value.
-        const value = spec.kind === 'boolean' ? ' ' : spec.kind === 'object' ? ' <json>' : ' <value>';
+        const value = spec.kind === 'boolean' ? ' ' : spec.kind === 'object' || spec.kind === 'array' ? ' <json>' : ' <value>';
         const flag = new RegExp(`--(\\[no-\\])?${flagName(key)}${value}`);
         expect(text).toMatch(flag);
         expect(text).toContain(`[${envName(key)}, default ${JSON.stringify(spec.default)}]`);

@@ -31,6 +31,7 @@
  * number of runs; RESUME_MODEL_STATS=1 prints how often each path (read-back, bursts, retention,
  * resets, held polls, …) was taken.
  */
+import { OPEN_IDENTITY } from '../../../src/auth/identity.js';
 import fc from 'fast-check';
 import { afterAll, describe, it } from 'vitest';
 import { ChannelEngine, type ResetNotice, type ResumePoint } from '../../../src/engine/engine.js';
@@ -755,7 +756,7 @@ async function runStream(c: StreamCase): Promise<void> {
     const from = world.resumer.resumePoint(attempt.text);
     client.checkPoint(attempt, from);
     world.active = attempt;
-    const plan = await world.resumer.subscribe(conn.session, channels, from, null);
+    const plan = await world.resumer.subscribe(OPEN_IDENTITY, conn.session, channels, from, null);
     world.active = undefined;
     world.rethrow();
     if (!plan || conn.session.closed) {
@@ -833,7 +834,7 @@ async function runPoll(c: PollCase): Promise<void> {
     const from = world.resumer.resumePoint(attempt.text);
     client.checkPoint(attempt, from);
     world.active = attempt;
-    const answer = await world.resumer.collect(channels, from, c.max);
+    const answer = await world.resumer.collect(OPEN_IDENTITY, channels, from, c.max);
     world.active = undefined;
     world.rethrow();
     count('polls');

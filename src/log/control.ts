@@ -1,0 +1,70 @@
+/**
+ * The control log: server-API commands (subscribe, unsubscribe, disconnect on behalf of a user or
+ * a session) reach every node through the log every node already reads, not through calls from
+ * node to node: Kafka's control topic, or the embedded log in one process. A node acts on the
+ * commands written after it started; a command for a connection it does not hold is a no-op.
+ */
+
+export type ControlCommand =
+  | { readonly type: 'subscribe'; readonly target: ControlTarget; readonly channel: string; readonly cursor?: string }
+  | { readonly type: 'unsubscribe'; readonly target: ControlTarget; readonly channel: string }
+  | { readonly type: 'disconnect'; readonly target: ControlTarget; readonly code: number; readonly reason: string };
+
+/** Whose connections: every connection of a user (token `sub`), or one session. */
+export type ControlTarget = { readonly user: string } | { readonly session: string };
+
+export interface ControlLog {
+  /** Appends a command; resolves once the log has it (every node will then act on it). */
+  send(command: ControlCommand): Promise<void>;
+  /** Receives every command appended from now on (on this node), in log order. */
+  onCommand(handler: (command: ControlCommand) => void): void;
+  /** False when this log cannot carry commands (e.g. the Kafka control topic is missing). */
+  readonly available: boolean;
+}
+
+/** Encodes a command as the record value (JSON, with a version for later changes). */
+export function encodeCommand(command: ControlCommand): Buffer {
+  return Buffer.from(JSON.stringify({ v: 1, ...command }));
+}
+
+/** Reads a record value back; undefined for anything that is not a version-1 command (skipped, not fatal). */
+export function decodeCommand(bytes: Uint8Array | null): ControlCommand | undefined {
+  if (!bytes) return undefined;
+  let value: unknown;
+  try {
+    value = JSON.parse(Buffer.from(bytes).toString('utf8'));
+  } catch {
+    return undefined;
+  }
+  if (typeof value !== 'object' || value === null) return undefined;
+  const { v, type, target, channel, cursor, code, reason } = value as Record<string, unknown>;
+  if (v !== 1 || !isTarget(target)) return undefined;
+  if ((type === 'subscribe' || type === 'unsubscribe') && typeof channel === 'string') {
+    if (type === 'unsubscribe') return { type, target, channel };
+    return typeof cursor === 'string' ? { type, target, channel, cursor } : { type, target, channel };
+  }
+  if (type === 'disconnect' && typeof code === 'number' && typeof reason === 'string') return { type, target, code, reason };
+  return undefined;
+}
+
+function isTarget(value: unknown): value is ControlTarget {
+  if (typeof value !== 'object' || value === null) return false;
+  const { user, session } = value as Record<string, unknown>;
+  return (typeof user === 'string') !== (typeof session === 'string');
+}
+
+/** One process's control log (the embedded log's): commands go straight to the handlers, in order. */
+export class InProcessControlLog implements ControlLog {
+  readonly available = true;
+  readonly #handlers: ((command: ControlCommand) => void)[] = [];
+
+  async send(command: ControlCommand): Promise<void> {
+    // Through the same encoding as Kafka's, so both carry exactly the same commands.
+    const decoded = decodeCommand(encodeCommand(command));
+    if (decoded) for (const handler of this.#handlers) handler(decoded);
+  }
+
+  onCommand(handler: (command: ControlCommand) => void): void {
+    this.#handlers.push(handler);
+  }
+}

@@ -1,0 +1,50 @@
+/**
+ * Channel filters in MQTT syntax over `/`-levels (docs/protocol.md "Channel patterns"): `+` is
+ * exactly one level, `#` (last level only) any number of levels, none included. Caps use them to
+ * say which channels a grant covers; a subscription may name one too.
+ */
+
+/** A filter split into levels, checked once so that matching never has to. */
+export type CompiledFilter = readonly string[];
+
+/**
+ * Why `filter` is not a valid filter, or undefined (its name rules are checked first, by
+ * channelNameProblem). Only a level that *is* `+` or `#` is a wildcard: "C++" is an ordinary level.
+ */
+export function filterProblem(filter: string): string | undefined {
+  const levels = filter.split('/');
+  const hash = levels.indexOf('#');
+  if (hash !== -1 && hash !== levels.length - 1) return '"#" may only be the last level of a filter';
+  return undefined;
+}
+
+export function compileFilter(filter: string): CompiledFilter {
+  return filter.split('/');
+}
+
+/** True when `filter` has a `+` or `#` level (a pattern, not a single channel). */
+export function isPattern(filter: string): boolean {
+  return filter.split('/').some((level) => level === '+' || level === '#');
+}
+
+/** Does `filter` match the channel `name`? */
+export function matches(filter: CompiledFilter, name: string): boolean {
+  return covers(filter, name.split('/'));
+}
+
+/**
+ * Does `outer` cover every channel `inner` can match? With a plain channel as `inner` this is
+ * matching; with a pattern it says whether a grant allows a whole wildcard subscription.
+ */
+export function covers(outer: CompiledFilter, inner: CompiledFilter): boolean {
+  for (let i = 0; i < outer.length; i++) {
+    const want = outer[i] as string;
+    if (want === '#') return true; // covers this level and everything below, the parent included
+    if (i >= inner.length) return false;
+    const have = inner[i] as string;
+    if (have === '#') return false; // inner reaches levels that outer names one by one
+    if (want === '+') continue; // any single level, a "+" of inner's included
+    if (want !== have) return false;
+  }
+  return inner.length === outer.length;
+}

@@ -1,0 +1,50 @@
+import { describe, expect, it } from 'vitest';
+import { ConnectionCounter } from '../../../src/limits/connection-counter.js';
+import { KeyedRateLimiter, TokenBucket } from '../../../src/limits/token-bucket.js';
+import { jsonTooDeep } from '../../../src/protocol/json-depth.js';
+
+describe('token bucket', () => {
+  it('allows a burst, then the rate, and says how long to wait', () => {
+    const bucket = new TokenBucket(10, 20, 0);
+    let taken = 0;
+    while (bucket.take(1, 0)) taken++;
+    expect(taken).toBe(20);
+    expect(bucket.waitSeconds(1, 0)).toBe(1);
+    expect(bucket.take(1, 100)).toBe(true); // 100 ms at 10/s: one more
+    expect(bucket.take(1, 100)).toBe(false);
+    expect(bucket.take(5, 1000)).toBe(true);
+  });
+
+  it('keeps one bucket per key', () => {
+    const limiter = new KeyedRateLimiter(1, 1, 10);
+    expect(limiter.take('a', 1, 0)).toBe(true);
+    expect(limiter.take('a', 1, 0)).toBe(false);
+    expect(limiter.take('b', 1, 0)).toBe(true);
+  });
+});
+
+describe('connection counter', () => {
+  it('caps per address and in all, and frees a slot once per release', () => {
+    const counter = new ConnectionCounter(3, 2);
+    const a1 = counter.admit('a');
+    const a2 = counter.admit('a');
+    expect(counter.admit('a')).toEqual({ ok: false, reason: 'per_ip' });
+    const b1 = counter.admit('b');
+    expect(counter.admit('c')).toEqual({ ok: false, reason: 'global' });
+    if (!a1.ok || !a2.ok || !b1.ok) throw new Error('refused');
+    a1.release();
+    a1.release();
+    expect(counter.total).toBe(2);
+    expect(counter.admit('a').ok).toBe(true);
+  });
+});
+
+describe('JSON depth', () => {
+  it('counts nesting outside strings only', () => {
+    expect(jsonTooDeep('[[[1]]]', 3)).toBe(false);
+    expect(jsonTooDeep('[[[[1]]]]', 3)).toBe(true);
+    expect(jsonTooDeep('{"a":"[[[[[[","b":{"c":[1]}}', 3)).toBe(false);
+    expect(jsonTooDeep('{"a":"\\"[[[[","b":1}', 1)).toBe(false);
+    expect(jsonTooDeep('['.repeat(5000) + ']'.repeat(5000), 32)).toBe(true);
+  });
+});

@@ -1,0 +1,54 @@
+/**
+ * The limits that keep one client from taking the server (docs/security.md): new connections and
+ * requests per second per client address, streaming connections per address and in all, and
+ * publishes per second per client. Each refusal is a documented error with a Retry-After hint,
+ * and a metric; none of them logs (a flood must not become a flood of log lines).
+ */
+import type { ServerOptions } from '../src/config.js';
+import { PushError } from '../src/errors.js';
+import { ConnectionCounter } from '../src/limits/connection-counter.js';
+import { KeyedRateLimiter } from '../src/limits/token-bucket.js';
+import type { Metrics } from '../src/metrics.js';
+
+type GuardOptions = Pick<ServerOptions, 'maxConnections' | 'maxConnectionsPerIp' | 'connectionRatePerIp' | 'publishRate'>;
+
+/** How long a client refused by the global cap is asked to wait: long enough to spread a reconnect wave. */
+const OVER_CAPACITY_RETRY_SECONDS = 5;
+
+export class ConnectionGuard {
+  readonly #connections: ConnectionCounter;
+  readonly #requests: KeyedRateLimiter;
+  readonly #publishes: KeyedRateLimiter;
+
+  constructor(private readonly options: GuardOptions, private readonly metrics: Metrics) {
+    this.#connections = new ConnectionCounter(options.maxConnections, options.maxConnectionsPerIp);
+    this.#requests = new KeyedRateLimiter(options.connectionRatePerIp, 2 * options.connectionRatePerIp);
+    this.#publishes = new KeyedRateLimiter(options.publishRate, 2 * options.publishRate);
+  }
+
+  /** A new connection from `address` (checked at its first request). */
+  request(address: string): void {
+    if (this.#requests.take(address)) return;
+    this.metrics.limited('connection_rate_per_ip');
+    throw new PushError('too_many_connections', `more than ${this.options.connectionRatePerIp} new connections per second from your address`, this.#requests.waitSeconds(address));
+  }
+
+  /** A streaming connection from `address` begins; call the returned function when it ends. */
+  admit(address: string): () => void {
+    const admission = this.#connections.admit(address);
+    if (admission.ok) return admission.release;
+    if (admission.reason === 'global') {
+      this.metrics.limited('connections');
+      throw new PushError('over_capacity', `this server holds its limit of ${this.options.maxConnections} connections; try again later or another node`, OVER_CAPACITY_RETRY_SECONDS);
+    }
+    this.metrics.limited('connections_per_ip');
+    throw new PushError('too_many_connections', `at most ${this.options.maxConnectionsPerIp} connections from one address`, OVER_CAPACITY_RETRY_SECONDS);
+  }
+
+  /** `count` messages published over HTTP by `client` (an identity scope, or the address for anonymous). */
+  publish(client: string, count: number): void {
+    if (this.#publishes.take(client, count)) return;
+    this.metrics.limited('publish_rate');
+    throw new PushError('rate_limited', `more than ${this.options.publishRate} published messages per second`, Math.max(1, this.#publishes.waitSeconds(client, Math.min(count, 2 * this.options.publishRate))));
+  }
+}

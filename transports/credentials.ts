@@ -1,0 +1,34 @@
+/**
+ * Where a request's credentials are: `Authorization: Bearer <token or API key>`, else `?token=`
+ * (EventSource and browser WebSockets cannot set headers). The header wins when both are there.
+ */
+import type { FastifyRequest } from 'fastify';
+import { OPEN_IDENTITY, type Identity } from '../src/auth/identity.js';
+import { PushError } from '../src/errors.js';
+import type { TransportContext } from './context.js';
+
+export function credentialOf(request: FastifyRequest): string | undefined {
+  const header = request.headers.authorization;
+  if (header !== undefined) {
+    const match = /^Bearer +(\S+) *$/i.exec(header);
+    if (!match) throw new PushError('unauthorized', 'the Authorization header must be "Bearer <token>"');
+    return match[1];
+  }
+  const token = (request.query as Record<string, unknown> | undefined)?.['token'];
+  if (Array.isArray(token)) throw new PushError('bad_request', 'token may be given once');
+  return typeof token === 'string' && token !== '' ? token : undefined;
+}
+
+/** The request's identity; rejects with 401 for credentials that are not good. */
+export function identify(ctx: TransportContext, request: FastifyRequest): Promise<Identity> {
+  return ctx.auth.identify(credentialOf(request));
+}
+
+/** The server API: an API key and nothing else (anything goes in open mode). */
+export async function requireApiKey(ctx: TransportContext, request: FastifyRequest): Promise<Identity> {
+  if (ctx.auth.open) return OPEN_IDENTITY;
+  const credential = credentialOf(request);
+  if (credential === undefined) throw new PushError('unauthorized', 'the server API needs an API key (Authorization: Bearer <api key>)');
+  if (!ctx.auth.isApiKey(credential)) throw new PushError('forbidden', 'the server API takes API keys only, not user tokens or unknown keys');
+  return ctx.auth.identify(credential);
+}
