@@ -40,12 +40,15 @@ export class PushError extends Error {
   readonly code: ErrorCode;
   /** Seconds to wait before trying again (the Retry-After header), for limits. */
   readonly retryAfter: number | undefined;
+  /** The channel refused, when one of several was (a 403 on a multi-channel subscribe). */
+  readonly channel: string | undefined;
 
-  constructor(code: ErrorCode, message: string, retryAfter?: number) {
+  constructor(code: ErrorCode, message: string, details: { retryAfter?: number; channel?: string } = {}) {
     super(message);
     this.name = 'PushError';
     this.code = code;
-    this.retryAfter = retryAfter;
+    this.retryAfter = details.retryAfter;
+    this.channel = details.channel;
   }
 
   get status(): number {
@@ -56,8 +59,8 @@ export class PushError extends Error {
     return ERROR_CODES[this.code].retryable;
   }
 
-  toJSON(): { code: ErrorCode; message: string } {
-    return { code: this.code, message: this.message };
+  toJSON(): { code: ErrorCode; message: string; channel?: string } {
+    return this.channel === undefined ? { code: this.code, message: this.message } : { code: this.code, message: this.message, channel: this.channel };
   }
 }
 

@@ -30,7 +30,7 @@ export class ConnectionGuard {
   request(address: string): void {
     if (this.#requests.take(address)) return;
     this.metrics.limited('connection_rate_per_ip');
-    throw new PushError('too_many_connections', `more than ${this.options.connectionRatePerIp} new connections per second from your address`, this.#requests.waitSeconds(address));
+    throw new PushError('too_many_connections', `more than ${this.options.connectionRatePerIp} new connections per second from your address`, { retryAfter: this.#requests.waitSeconds(address) });
   }
 
   /** A streaming connection from `address` begins; call the returned function when it ends. */
@@ -39,16 +39,16 @@ export class ConnectionGuard {
     if (admission.ok) return admission.release;
     if (admission.reason === 'global') {
       this.metrics.limited('connections');
-      throw new PushError('over_capacity', `this server holds its limit of ${this.options.maxConnections} connections; try again later or another node`, OVER_CAPACITY_RETRY_SECONDS);
+      throw new PushError('over_capacity', `this server holds its limit of ${this.options.maxConnections} connections; try again later or another node`, { retryAfter: OVER_CAPACITY_RETRY_SECONDS });
     }
     this.metrics.limited('connections_per_ip');
-    throw new PushError('too_many_connections', `at most ${this.options.maxConnectionsPerIp} connections from one address`, OVER_CAPACITY_RETRY_SECONDS);
+    throw new PushError('too_many_connections', `at most ${this.options.maxConnectionsPerIp} connections from one address`, { retryAfter: OVER_CAPACITY_RETRY_SECONDS });
   }
 
   /** `count` messages published over HTTP by `client` (an identity scope, or the address for anonymous). */
   publish(client: string, count: number): void {
     if (this.#publishes.take(client, count)) return;
     this.metrics.limited('publish_rate');
-    throw new PushError('rate_limited', `more than ${this.options.publishRate} published messages per second`, Math.max(1, this.#publishes.waitSeconds(client, Math.min(count, 2 * this.options.publishRate))));
+    throw new PushError('rate_limited', `more than ${this.options.publishRate} published messages per second`, { retryAfter: Math.max(1, this.#publishes.waitSeconds(client, Math.min(count, 2 * this.options.publishRate))) });
   }
 }

@@ -27,7 +27,7 @@ import { PushError } from '../src/errors.js';
 import { Authenticator, type AuthOptions } from '../src/auth/authenticator.js';
 import { apiKeysOf } from '../src/config.js';
 import { jsonTooDeep } from '../src/protocol/json-depth.js';
-import { rateLimitedLog } from '../src/routing/ingest.js';
+import { rateLimitedLog } from '../src/logger.js';
 import { ConnectionGuard } from './connection-guard.js';
 import { ConnectionRegistry } from './connection-registry.js';
 import { CorsPolicy } from './cors.js';

@@ -172,7 +172,7 @@ class WebSocketConnection implements SessionSink, ControllableConnection {
     if (second !== this.#refusedSecond) [this.#refusedSecond, this.#refusedInSecond] = [second, 0];
     if (++this.#refusedInSecond > FLOOD_FACTOR * this.ctx.options.opRate) return this.session.disconnect(DISCONNECTS.rateLimited);
     // One error op per second is enough to tell the client; answering each refused op would let a flood double itself.
-    if (this.#refusedInSecond === 1) this.fail(new PushError('rate_limited', `more than ${this.ctx.options.opRate} ops per second; ops are being refused`, 1), undefined);
+    if (this.#refusedInSecond === 1) this.fail(new PushError('rate_limited', `more than ${this.ctx.options.opRate} ops per second; ops are being refused`, { retryAfter: 1 }), undefined);
   }
 
   fail(error: unknown, id: string | undefined, channel?: string): void {
@@ -205,7 +205,7 @@ class WebSocketConnection implements SessionSink, ControllableConnection {
       case 'publish': {
         if (!this.#publishes.take()) {
           this.ctx.metrics.limited('publish_rate');
-          this.fail(new PushError('rate_limited', `more than ${this.ctx.options.publishRate} publishes per second on one connection`, 1), op.id, op.channel);
+          this.fail(new PushError('rate_limited', `more than ${this.ctx.options.publishRate} publishes per second on one connection`, { retryAfter: 1 }), op.id, op.channel);
           return;
         }
         this.#identified.then(() => this.ctx.publisher.publish(this.identity, [{ channel: op.channel, data: op.data }], op.id)).then(

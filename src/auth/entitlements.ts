@@ -12,8 +12,8 @@ const VERBS: Record<Action, string> = { sub: 'subscribe to', pub: 'publish to', 
 export function authorize(identity: Identity, action: Action, target: string): void {
   if (isAllowed(identity, action, target)) return;
   const what = `${VERBS[action]} ${JSON.stringify(target.slice(0, 64))}`;
-  if (identity.kind === 'anonymous') throw new PushError('unauthorized', `a token is needed to ${what}`);
-  throw new PushError('forbidden', `the token does not allow you to ${what}`);
+  if (identity.kind === 'anonymous') throw new PushError('unauthorized', `a token is needed to ${what}`, { channel: target });
+  throw new PushError('forbidden', `the token does not allow you to ${what}`, { channel: target });
 }
 
 /** Like authorize, as a yes/no, for re-checking live subscriptions after a token refresh. */

@@ -14,6 +14,7 @@ import { FallbackPolicy } from './fallback-policy.js';
 import { resolveOptions, type EdgePushOptions, type ResolvedOptions } from './options.js';
 import { publishMessages, type PublishOptions } from './publish.js';
 import { Subscription, type MessageHandler, type SubscribeOptions } from './subscription.js';
+import { TokenSource } from './token-source.js';
 import { TransportMemory } from './transport-memory.js';
 import { PollTransport } from './transports/poll.js';
 import { SseTransport } from './transports/sse.js';
@@ -26,7 +27,10 @@ export interface EdgePushEvents extends Record<string, unknown> {
   reset: ResetNotice;
   /** The cursor shared by every subscription moved (see `EdgePush.cursor`): persist it here. */
   cursor: string;
-  /** A message handler threw, or the server refused a subscription. The connection carries on. */
+  /**
+   * A message handler threw, or the server refused a subscription (an EdgePushError with its
+   * `channel`; e.g. `forbidden`: the subscription has ended). The connection carries on.
+   */
   error: Error;
 }
 
@@ -44,6 +48,7 @@ export class EdgePush extends Emitter<EdgePushEvents> {
   readonly #policy: FallbackPolicy;
   readonly #backoff: Backoff;
   readonly #memory: TransportMemory;
+  readonly #tokens: TokenSource;
   readonly #stopWatching: () => void;
   /** The seed cursor applies to subscriptions made before the first connection; later ones start now. */
   #seed: string | undefined;
@@ -58,6 +63,7 @@ export class EdgePush extends Emitter<EdgePushEvents> {
   #bytes = 0;
   #lastCursor: string | undefined;
   #cursorCheckQueued = false;
+  #session: string | undefined;
 
   constructor(url: string, options: EdgePushOptions = {}) {
     super();
@@ -67,6 +73,7 @@ export class EdgePush extends Emitter<EdgePushEvents> {
     this.#memory = new TransportMemory(this.url, this.#options.rememberTransport, this.#options.rememberFor);
     this.#policy = new FallbackPolicy(this.#options.transports, this.#memory.recall(), this.#options.demoteAfter);
     this.#backoff = new Backoff(this.#options.backoff);
+    this.#tokens = new TokenSource(this.#options.token, this.#options.getToken, this.#options.backoff);
     this.#stopWatching = watchNetwork(
       () => this.#wake('back online or visible'),
       () => this.#lost('offline'),
@@ -95,6 +102,11 @@ export class EdgePush extends Emitter<EdgePushEvents> {
       else if (shared !== subscription.cursor) return undefined;
     }
     return shared;
+  }
+
+  /** The server's id for the current connection (its `hello`), for correlating logs; undefined before it. */
+  get session(): string | undefined {
+    return this.#session;
   }
 
   /** Approximate bytes received over every transport (text length of frames, events, replies). */
@@ -135,7 +147,7 @@ export class EdgePush extends Emitter<EdgePushEvents> {
   /** Publishes up to 1000 messages in order, all or nothing; resolves with their ids. */
   publishBatch(messages: readonly { channel: string; data: unknown }[], options?: PublishOptions): Promise<string[]> {
     const { fetch, publishRetries: retries, backoff, requestTimeout } = this.#options;
-    return publishMessages(this.url, messages, { fetch, retries, backoff, requestTimeout }, options);
+    return publishMessages(this.url, messages, { fetch, retries, backoff, requestTimeout, tokens: this.#tokens }, options);
   }
 
   /** Ends every subscription and the connection. */
@@ -147,6 +159,7 @@ export class EdgePush extends Emitter<EdgePushEvents> {
     if (this.#closed) return;
     this.#closed = true;
     this.#stopWatching();
+    this.#tokens.close();
     clearTimeout(this.#retryTimer);
     this.#retryTimer = undefined;
     this.#transport?.close();
@@ -194,6 +207,7 @@ export class EdgePush extends Emitter<EdgePushEvents> {
     if (this.#state.state !== 'connected' || this.#state.transport !== name) {
       this.#setState({ state: 'connecting', transport: name, ...(reason ? { reason } : {}) });
     }
+    this.#session = undefined;
     this.#transport = new TRANSPORTS[name](this.#hostFor(attempt));
   }
 
@@ -202,6 +216,7 @@ export class EdgePush extends Emitter<EdgePushEvents> {
     return {
       baseUrl: this.url,
       options: this.#options,
+      tokens: this.#tokens,
       subscriptions: () => [...this.#subscriptions.values()],
       proven: () => {
         if (!current() || this.#attemptProven) return;
@@ -209,14 +224,19 @@ export class EdgePush extends Emitter<EdgePushEvents> {
         this.#seed = undefined;
         this.#policy.succeeded();
         this.#backoff.reset();
+        this.#tokens.accepted();
         this.#memory.remember(this.#policy.current);
         this.#setState({ state: 'connected', transport: this.#policy.current });
       },
       reset: (notice) => current() && this.emit('reset', notice),
       rejected: (subscription, error) => {
         if (!current()) return;
-        if (this.#subscriptions.get(subscription.channel) === subscription) this.#subscriptions.delete(subscription.channel);
+        // Ended for good: no later connection carries it (SSE and long-poll reconnect without it).
+        subscription.unsubscribe();
         this.emit('error', error);
+      },
+      session: (id) => {
+        if (current()) this.#session = id;
       },
       received: (bytes) => {
         if (current()) this.#bytes += bytes;
@@ -236,14 +256,24 @@ export class EdgePush extends Emitter<EdgePushEvents> {
         return this.#shutDown({ state: 'closed', transport, reason: failure.error.message, error: failure.error });
       case 'resubscribe':
         return this.#connect(failure.reason);
+      case 'auth':
+        // Says nothing about the transport: the same one again, with a new token after a backoff.
+        if (failure.refused !== undefined) this.#tokens.refused(failure.refused, failure.expired);
+        if (!this.#tokens.renewable) return this.#shutDown({ state: 'closed', transport, reason: failure.error.message, error: failure.error });
+        return this.#retryLater(transport, failure.error.message);
       default: {
         const next = this.#policy.failed(failure.kind, isOnline());
         if (next.immediately) return this.#connect(`fell back from ${transport}: ${failure.reason}`);
-        const delayMs = this.#backoff.next();
-        this.#setState({ state: 'reconnecting', transport: next.transport, reason: failure.reason, delayMs });
-        this.#retryTimer = setTimeout(() => this.#connect(), delayMs);
+        return this.#retryLater(next.transport, failure.reason, failure.retryAfter);
       }
     }
+  }
+
+  /** The next attempt after a backoff, and never before the server's Retry-After. */
+  #retryLater(transport: TransportName, reason: string, retryAfter = 0): void {
+    const delayMs = Math.max(this.#backoff.next(), retryAfter);
+    this.#setState({ state: 'reconnecting', transport, reason, delayMs });
+    this.#retryTimer = setTimeout(() => this.#connect(), delayMs);
   }
 
   /** The browser went offline: drop the connection now rather than wait for it to stall. */

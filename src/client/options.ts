@@ -4,6 +4,7 @@
  */
 import type { BackoffOptions } from './backoff.js';
 import { globalWebSocket, type StorageLike, type WebSocketConstructor } from './environment.js';
+import type { GetToken } from './token-source.js';
 import type { TransportName } from './types.js';
 
 export interface EdgePushOptions {
@@ -11,6 +12,14 @@ export interface EdgePushOptions {
   readonly transports?: readonly TransportName[];
   /** Seed cursor for every subscription that does not bring its own (resume after a reload). */
   readonly cursor?: string;
+  /** A token (JWT) to connect and publish with. With `getToken` too, it is used first. */
+  readonly token?: string;
+  /**
+   * Returns a fresh token, e.g. from your backend. Called before the first connection (unless
+   * `token` is given), when the server refuses or expires a token, and before a WebSocket's token
+   * expires. One call at a time; after a failure the next waits out a backoff.
+   */
+  readonly getToken?: GetToken;
   /** The server's heartbeat interval (its `heartbeatInterval` option, in seconds there). Default 15000. */
   readonly heartbeatInterval?: number;
   /** No traffic for this long means the connection is dead. Default 2.5 × heartbeatInterval. */
@@ -53,6 +62,8 @@ export interface EdgePushOptions {
 export interface ResolvedOptions {
   readonly transports: readonly TransportName[];
   readonly cursor: string | undefined;
+  readonly token: string | undefined;
+  readonly getToken: GetToken | undefined;
   readonly heartbeatInterval: number;
   readonly heartbeatTimeout: number;
   readonly wsOpenTimeout: number;
@@ -78,9 +89,13 @@ export function resolveOptions(options: EdgePushOptions): ResolvedOptions {
   if (!WebSocket) transports = transports.filter((t) => t !== 'ws');
   if (transports.length === 0) throw new TypeError('edgepush: no usable transport ("ws" needs a global WebSocket or the WebSocket option)');
   const heartbeatInterval = options.heartbeatInterval ?? 15_000;
+  if (options.token !== undefined && (typeof options.token !== 'string' || options.token === '')) throw new TypeError('edgepush: token must be a non-empty string');
+  if (options.getToken !== undefined && typeof options.getToken !== 'function') throw new TypeError('edgepush: getToken must be a function');
   return {
     transports,
     cursor: options.cursor,
+    token: options.token,
+    getToken: options.getToken,
     heartbeatInterval,
     heartbeatTimeout: options.heartbeatTimeout ?? heartbeatInterval * 2.5,
     wsOpenTimeout: options.wsOpenTimeout ?? 10_000,

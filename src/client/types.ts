@@ -48,10 +48,15 @@ export interface StateChange {
 export class EdgePushError extends Error {
   constructor(
     message: string,
-    /** The protocol's error code (`bad_channel`, `publish_disabled`, ...) or a close code as text. */
+    /**
+     * The protocol's error code (`bad_channel`, `forbidden`, `unauthorized`, ...), a close code as
+     * text, or `token_unavailable` (getToken() failed).
+     */
     readonly code: string,
     /** The HTTP status or close code, when there was one. */
     readonly status?: number,
+    /** The subscription's channel, when the error ended one subscription (e.g. `forbidden`). */
+    readonly channel?: string,
   ) {
     super(message);
     this.name = 'EdgePushError';

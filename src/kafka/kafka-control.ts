@@ -13,7 +13,7 @@ import { PushError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { decodeCommand, encodeCommand, type ControlCommand, type ControlLog } from '../log/control.js';
 import type { LogRecord } from '../log/source.js';
-import { rateLimitedLog } from '../routing/ingest.js';
+import { rateLimitedLog } from '../logger.js';
 import { acknowledged, clientOptions, describeKafkaError, failureKind, kafkaErrorIds, type SharedProducer } from './kafka-client.js';
 import type { KafkaOptions } from './kafka-options.js';
 import { PartitionFetcher, type PartitionRef } from './partition-fetcher.js';

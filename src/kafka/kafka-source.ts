@@ -195,6 +195,7 @@ export class KafkaSource implements Source {
         this.#options.publishTimeout,
         `Kafka did not acknowledge the publish within ${this.#options.publishTimeout} ms; retry later`,
       );
+      if (!this.#healthy) this.#log.info('kafka publish works again');
       this.#healthy = true;
       const nextOffset = new Map((result.offsets ?? []).map((r) => [r.partition, Number(r.offset)]));
       return routed.map((message) => {
@@ -203,9 +204,11 @@ export class KafkaSource implements Source {
         return messageId(this.#publishBase + message.partition, offset, undefined);
       });
     } catch (error) {
+      // Logged once per change of state: publishes come at request rate, and so would the lines.
+      const wasHealthy = this.#healthy;
       this.#healthy = false;
       if (error instanceof PushError) throw error;
-      this.#log.warn({ err: error }, 'kafka publish failed');
+      if (wasHealthy) this.#log.warn({ err: error }, 'kafka publish failed; further failures are not logged until a publish succeeds (503 unavailable to clients meanwhile)');
       throw new PushError('unavailable', `Kafka is not reachable: ${describeKafkaError(error)}; retry later`);
     }
   }

@@ -8,7 +8,7 @@
 import type { ResetNotice } from '../engine/engine.js';
 import { WHOLE_RECORD, messageId, type Frontier } from '../log/position.js';
 import { PreparedMessage } from '../engine/prepared-message.js';
-import type { Logger } from '../logger.js';
+import { rateLimitedLog, type Logger } from '../logger.js';
 import type { RecordRouter } from '../routing/record-router.js';
 import type { LogRecord } from '../log/source.js';
 
@@ -35,11 +35,16 @@ export interface ReadBack {
 }
 
 export class LogReadBack {
+  /** Resumes come at request rate, and so would this line while Kafka is down: a few a second. */
+  readonly #warn: (line: string, details?: object) => void;
+
   constructor(
     private readonly source: RangeSource,
     private readonly router: RecordRouter,
-    private readonly log: Logger,
-  ) {}
+    log: Logger,
+  ) {
+    this.#warn = rateLimitedLog(5, (line, details) => log.warn(details ?? {}, line));
+  }
 
   /** The messages of `channels` after `cursor` up to `gaps` (inclusive), one range per partition. */
   async read(channels: readonly string[], cursor: Frontier, gaps: Gaps): Promise<ReadBack> {
@@ -63,7 +68,7 @@ export class LogReadBack {
         }
         at = this.#replay(range.records, wanted, at, end, messages);
       } catch (error) {
-        this.log.warn({ err: error, partition }, 'resume could not read the log');
+        this.#warn('resume could not read the log', { err: error, partition });
         for (const channel of channels) resets.push(lostNotice(channel, cursor, end, `messages could not be read back from the log: ${(error as Error).message}`));
       }
       at = at.max(end);

@@ -1,11 +1,22 @@
 /**
  * Long-poll: GET /v1/poll with the cursor, deliver the reply, poll again with the reply's cursor.
  * Plain request/response with a Content-Length, so it works through proxies that buffer streams.
- * One loop per subscription group (see groupSubscriptions).
+ * One loop per subscription group (see groupSubscriptions). Each poll carries the newest token
+ * (`Authorization: Bearer`).
  */
 import type { Subscription } from '../subscription.js';
-import { EdgePushError, type ResetNotice, type WireMessage } from '../types.js';
-import { channelParams, groupSubscriptions, httpError, isTerminalStatus, type Transport, type TransportFailure, type TransportHost } from './transport.js';
+import type { ResetNotice, WireMessage } from '../types.js';
+import {
+  authorization,
+  channelParams,
+  groupSubscriptions,
+  rejectForbidden,
+  requestFailure,
+  tokenFailure,
+  type Transport,
+  type TransportFailure,
+  type TransportHost,
+} from './transport.js';
 
 interface PollReply {
   messages: WireMessage[];
@@ -51,7 +62,7 @@ export class PollTransport implements Transport {
       const params = channelParams(subscriptions, subscriptions[0]?.delta);
       if (cursor !== undefined) params.set('cursor', cursor);
       params.set('timeout', String(options.pollTimeout));
-      const reply = await this.#request(`${baseUrl}/v1/poll?${params}`);
+      const reply = await this.#request(`${baseUrl}/v1/poll?${params}`, subscriptions);
       if (!reply) return;
       this.host.proven();
       for (const reset of reply.resets ?? []) this.host.reset(reset);
@@ -79,8 +90,16 @@ export class PollTransport implements Transport {
   }
 
   /** One poll; undefined when the loop must stop (closed, or the failure was reported). */
-  async #request(url: string): Promise<PollReply | undefined> {
-    const { options } = this.host;
+  async #request(url: string, subscriptions: readonly Subscription[]): Promise<PollReply | undefined> {
+    const { options, tokens } = this.host;
+    let token: string | undefined;
+    try {
+      token = await tokens.token();
+    } catch (error) {
+      this.#fail(tokenFailure(error));
+      return undefined;
+    }
+    if (this.#closed) return undefined;
     // The server holds a poll up to pollTimeout; past that plus the request allowance, it is lost.
     const limit = options.pollTimeout * 1000 + options.requestTimeout;
     const timedOut = new AbortController();
@@ -88,10 +107,16 @@ export class PollTransport implements Transport {
     const onClose = (): void => timedOut.abort();
     this.#abort.signal.addEventListener('abort', onClose);
     try {
-      const response = await options.fetch(url, { signal: timedOut.signal });
+      const response = await options.fetch(url, { signal: timedOut.signal, headers: authorization(token) });
       if (response.status !== 200) {
-        const error = await httpError(response, 'poll');
-        this.#fail(isTerminalStatus(response.status) ? { kind: 'terminal', error: new EdgePushError(error.message, error.code, response.status) } : { kind: 'network', reason: error.message });
+        const failure = await requestFailure(response, 'poll', token);
+        if (this.#closed) return undefined;
+        // The client reconnects without the refused channels (and has closed this transport by then).
+        if (failure.kind !== 'forbidden') this.#fail(failure);
+        else {
+          rejectForbidden(this.host, subscriptions, failure.error, failure.channels);
+          this.#fail({ kind: 'resubscribe', reason: 'a subscription was refused' });
+        }
         return undefined;
       }
       const text = await response.text();

@@ -6,11 +6,24 @@
  * - nothing within `sseFirstEventTimeout` of the request (the server writes at once) → unsuitable;
  * - one read holding events the server wrote `sseBatchWindow` apart → unsuitable;
  * - silence longer than `heartbeatTimeout` → a dead connection (network).
+ *
+ * The token travels as `Authorization: Bearer` (fetch can set headers, unlike EventSource, and a
+ * header keeps the token out of URLs and access logs).
  */
 import type { Subscription } from '../subscription.js';
 import { EdgePushError, type ResetNotice, type WireMessage } from '../types.js';
 import { SseParser, type SseEvent } from './sse-parser.js';
-import { channelParams, groupSubscriptions, httpError, isTerminalStatus, type Transport, type TransportFailure, type TransportHost } from './transport.js';
+import {
+  authorization,
+  channelParams,
+  groupSubscriptions,
+  rejectForbidden,
+  requestFailure,
+  tokenFailure,
+  type Transport,
+  type TransportFailure,
+  type TransportHost,
+} from './transport.js';
 
 export class SseTransport implements Transport {
   readonly name = 'sse';
@@ -48,6 +61,8 @@ class SseStream {
   #heartbeatInterval: number;
   #heartbeatTimeout: number;
   #batchWindow: number;
+  /** The token this stream was opened with. */
+  #token: string | undefined;
 
   constructor(
     private readonly subscriptions: readonly Subscription[],
@@ -79,7 +94,13 @@ class SseStream {
   }
 
   async #run(): Promise<void> {
-    const { options, baseUrl } = this.host;
+    const { options, baseUrl, tokens } = this.host;
+    try {
+      this.#token = await tokens.token();
+    } catch (error) {
+      return this.#fail(tokenFailure(error));
+    }
+    if (this.#closed) return;
     const first = this.subscriptions[0];
     const params = channelParams(this.subscriptions, first?.delta);
     const cursor = this.subscriptions.find((s) => s.cursor !== undefined)?.cursor;
@@ -89,10 +110,16 @@ class SseStream {
     this.#arm(options.sseFirstEventTimeout, { kind: 'unsuitable', reason: `no SSE event within ${options.sseFirstEventTimeout} ms: a proxy holds the stream back` });
     let reader: ReadableStreamDefaultReader<Uint8Array>;
     try {
-      const response = await options.fetch(`${baseUrl}/v1/sse?${params}`, { signal: this.#abort.signal, headers: { accept: 'text/event-stream' } });
+      const response = await options.fetch(`${baseUrl}/v1/sse?${params}`, {
+        signal: this.#abort.signal,
+        headers: { accept: 'text/event-stream', ...authorization(this.#token) },
+      });
       if (response.status !== 200 || !response.body) {
-        const error = await httpError(response, 'SSE');
-        return this.#fail(isTerminalStatus(response.status) ? { kind: 'terminal', error: new EdgePushError(error.message, error.code, response.status) } : { kind: 'network', reason: error.message });
+        const failure = await requestFailure(response, 'SSE', this.#token);
+        if (failure.kind !== 'forbidden') return this.#fail(failure);
+        // The client reconnects without the refused channels (and has closed this stream by then).
+        rejectForbidden(this.host, this.subscriptions, failure.error, failure.channels);
+        return this.#fail({ kind: 'resubscribe', reason: 'a subscription was refused' });
       }
       reader = response.body.getReader();
     } catch (error) {
@@ -151,9 +178,20 @@ class SseStream {
         case 'reset':
           this.host.reset(JSON.parse(event.data) as ResetNotice);
           break;
+        case 'hello': {
+          // The server's name for this connection, for the application's logs; nothing else.
+          const session = parseObject(event.data)?.['session'];
+          if (typeof session === 'string') this.host.session(session);
+          break;
+        }
         case 'disconnect': {
           const notice = JSON.parse(event.data) as { code: number; reason: string; reconnect?: boolean };
           const text = `server ended the stream: ${notice.code} ${notice.reason}`;
+          // The token expired (4003) or was refused (4501): a new token, then resume as usual.
+          if (notice.code === 4003 || notice.code === 4501) {
+            const error = new EdgePushError(text, String(notice.code), notice.code);
+            return { kind: 'auth', error, refused: this.#token, expired: notice.code === 4003 };
+          }
           if (notice.reconnect === false || (notice.code >= 4500 && notice.code <= 4999)) {
             return { kind: 'terminal', error: new EdgePushError(text, String(notice.code), notice.code) };
           }
@@ -185,5 +223,14 @@ class SseStream {
   #advance(cursor: string | undefined): void {
     if (cursor === undefined) return;
     for (const subscription of this.subscriptions) subscription.advance(cursor);
+  }
+}
+
+function parseObject(text: string): Record<string, unknown> | undefined {
+  try {
+    const value: unknown = JSON.parse(text);
+    return typeof value === 'object' && value !== null ? (value as Record<string, unknown>) : undefined;
+  } catch {
+    return undefined;
   }
 }

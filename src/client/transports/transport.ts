@@ -6,25 +6,40 @@
 import type { FailureKind } from '../fallback-policy.js';
 import type { ResolvedOptions } from '../options.js';
 import type { Subscription } from '../subscription.js';
-import type { EdgePushError, ResetNotice, TransportName } from '../types.js';
+import type { TokenSource } from '../token-source.js';
+import { EdgePushError, type ResetNotice, type TransportName } from '../types.js';
 
 export type TransportFailure =
-  | { readonly kind: FailureKind; readonly reason: string }
+  /** `retryAfter`: the server's Retry-After (ms), the least time to wait before the next attempt. */
+  | { readonly kind: FailureKind; readonly reason: string; readonly retryAfter?: number }
   /** Do not retry unchanged: an HTTP 4xx (not 429) or a close code 4500–4999. */
   | { readonly kind: 'terminal'; readonly error: EdgePushError }
+  /**
+   * Identity, not the transport: the server refused `refused` (HTTP 401, close 4501) or said it
+   * expired (`expired`: close 4003), or getToken() failed (no `refused`). Retried with a new token
+   * when there is a getToken, else terminal.
+   */
+  | { readonly kind: 'auth'; readonly error: EdgePushError; readonly refused?: string | undefined; readonly expired?: boolean }
   /** A delta base was missing on a transport that can only resubscribe by reconnecting: at once. */
   | { readonly kind: 'resubscribe'; readonly reason: string };
 
 export interface TransportHost {
   readonly baseUrl: string;
   readonly options: ResolvedOptions;
+  /** Where tokens come from; `token()` before each connection or request. */
+  readonly tokens: TokenSource;
   /** The subscriptions to carry, at the time of asking. */
   subscriptions(): readonly Subscription[];
   /** The transport delivered its first traffic: it works through whatever is in between. */
   proven(): void;
   reset(notice: ResetNotice): void;
-  /** The server refused one subscription (a WebSocket `error` op naming its channel). */
+  /**
+   * The server refused one subscription (a WebSocket `error` op naming its channel, an HTTP 403
+   * `forbidden`): it ends, and the connection carries the others.
+   */
   rejected(subscription: Subscription, error: EdgePushError): void;
+  /** The server named this connection (a `hello`). */
+  session(id: string): void;
   /** Approximate bytes received (text length), for the application's statistics. */
   received(bytes: number): void;
   /** The server's reconnect delay (SSE `retry:`), in ms. */
@@ -77,13 +92,63 @@ export function groupSubscriptions(subscriptions: readonly Subscription[]): Subs
 }
 
 /** The error an HTTP error reply carries (docs/protocol.md "Errors"), or a generic one. */
-export async function httpError(response: Response, what: string): Promise<{ code: string; message: string }> {
+export async function httpError(response: Response, what: string): Promise<{ code: string; message: string; channels: string[] }> {
   try {
-    const body = (await response.json()) as { error?: { code?: string; message?: string } };
-    return { code: body.error?.code ?? `http_${response.status}`, message: `${what} answered ${response.status}: ${body.error?.message ?? response.statusText}` };
+    const body = (await response.json()) as { error?: { code?: string; message?: string; channel?: unknown; channels?: unknown } };
+    const named = [body.error?.channel, ...(Array.isArray(body.error?.channels) ? body.error.channels : [])];
+    return {
+      code: body.error?.code ?? `http_${response.status}`,
+      message: `${what} answered ${response.status}: ${body.error?.message ?? response.statusText}`,
+      channels: named.filter((c): c is string => typeof c === 'string'),
+    };
   } catch {
-    return { code: `http_${response.status}`, message: `${what} answered ${response.status}` };
+    return { code: `http_${response.status}`, message: `${what} answered ${response.status}`, channels: [] };
   }
+}
+
+/** The `Authorization` header for a token, if there is one. */
+export function authorization(token: string | undefined): Record<string, string> {
+  return token === undefined ? {} : { authorization: `Bearer ${token}` };
+}
+
+/** A Retry-After header (seconds, or an HTTP date) in ms; undefined when absent or unreadable. */
+export function retryAfterMs(response: Response, now = Date.now()): number | undefined {
+  const value = response.headers.get('retry-after')?.trim();
+  if (!value) return undefined;
+  if (/^\d+$/.test(value)) return Number(value) * 1000;
+  const at = Date.parse(value);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - now);
+}
+
+/**
+ * What a failed subscribe request (an SSE open, a poll) means. 403 `forbidden` is for the caller:
+ * it ends the channels it names (or, naming none, every channel of the request), not the client.
+ */
+export async function requestFailure(
+  response: Response,
+  what: string,
+  token: string | undefined,
+): Promise<TransportFailure | { kind: 'forbidden'; error: EdgePushError; channels: string[] }> {
+  const error = await httpError(response, what);
+  const edgePushError = new EdgePushError(error.message, error.code, response.status);
+  if (response.status === 401) return { kind: 'auth', error: edgePushError, refused: token };
+  if (response.status === 403 && error.code === 'forbidden') return { kind: 'forbidden', error: edgePushError, channels: error.channels };
+  if (isTerminalStatus(response.status)) return { kind: 'terminal', error: edgePushError };
+  const retryAfter = retryAfterMs(response);
+  return { kind: 'network', reason: error.message, ...(retryAfter !== undefined ? { retryAfter } : {}) };
+}
+
+/** Ends the subscriptions a 403 `forbidden` names, or every one of the request if it names none. */
+export function rejectForbidden(host: TransportHost, subscriptions: readonly Subscription[], error: EdgePushError, channels: readonly string[]): void {
+  const named = subscriptions.filter((s) => channels.includes(s.channel));
+  for (const subscription of named.length > 0 ? named : subscriptions) {
+    host.rejected(subscription, new EdgePushError(error.message, error.code, error.status, subscription.channel));
+  }
+}
+
+/** A getToken() failure, as a transport reports it. */
+export function tokenFailure(error: unknown): TransportFailure {
+  return { kind: 'auth', error: error instanceof EdgePushError ? error : new EdgePushError(String(error), 'token_unavailable') };
 }
 
 /** 4xx but 429 are not worth retrying unchanged; 429 and 5xx are. */
