@@ -81,6 +81,7 @@ export const DISCONNECTS = {
   slow: { code: 4008, reason: 'slow consumer: outbox over limit, resume from your cursor', reconnect: true },
   noPong: { code: 4009, reason: 'no pong within the heartbeat timeout', reconnect: true },
   tokenExpired: { code: 4003, reason: 'token expired: reconnect with a new token and resume', reconnect: true },
+  tryLater: { code: 4013, reason: 'credentials cannot be checked right now: reconnect later and resume', reconnect: true },
   rateLimited: { code: 4029, reason: 'far over the op rate limit: reconnect later and resume', reconnect: true },
   unauthorized: { code: 4501, reason: 'unauthorized: no valid token', reconnect: false },
   byServer: { code: 4503, reason: 'disconnected by the server', reconnect: false },

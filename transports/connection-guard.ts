@@ -7,7 +7,7 @@
 import type { ServerOptions } from '../src/config.js';
 import { PushError } from '../src/errors.js';
 import { ConnectionCounter } from '../src/limits/connection-counter.js';
-import { KeyedRateLimiter } from '../src/limits/token-bucket.js';
+import { burstFor, KeyedRateLimiter } from '../src/limits/token-bucket.js';
 import type { Metrics } from '../src/metrics.js';
 
 type GuardOptions = Pick<ServerOptions, 'maxConnections' | 'maxConnectionsPerIp' | 'connectionRatePerIp' | 'publishRate'>;
@@ -22,8 +22,8 @@ export class ConnectionGuard {
 
   constructor(private readonly options: GuardOptions, private readonly metrics: Metrics) {
     this.#connections = new ConnectionCounter(options.maxConnections, options.maxConnectionsPerIp);
-    this.#requests = new KeyedRateLimiter(options.connectionRatePerIp, 2 * options.connectionRatePerIp);
-    this.#publishes = new KeyedRateLimiter(options.publishRate, 2 * options.publishRate);
+    this.#requests = new KeyedRateLimiter(options.connectionRatePerIp, burstFor(options.connectionRatePerIp));
+    this.#publishes = new KeyedRateLimiter(options.publishRate, burstFor(options.publishRate));
   }
 
   /** A new connection from `address` (checked at its first request). */
@@ -47,8 +47,11 @@ export class ConnectionGuard {
 
   /** `count` messages published over HTTP by `client` (an identity scope, or the address for anonymous). */
   publish(client: string, count: number): void {
+    // A batch over the burst could never pass, however long the client waited: not a 429.
+    const burst = burstFor(this.options.publishRate);
+    if (count > burst) throw new PushError('bad_request', `a batch of ${count} messages is over the publish burst of ${Math.floor(burst)} (twice publishRate): split it`);
     if (this.#publishes.take(client, count)) return;
     this.metrics.limited('publish_rate');
-    throw new PushError('rate_limited', `more than ${this.options.publishRate} published messages per second`, { retryAfter: Math.max(1, this.#publishes.waitSeconds(client, Math.min(count, 2 * this.options.publishRate))) });
+    throw new PushError('rate_limited', `more than ${this.options.publishRate} published messages per second`, { retryAfter: Math.max(1, this.#publishes.waitSeconds(client, count)) });
   }
 }

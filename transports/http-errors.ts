@@ -4,6 +4,7 @@
  */
 import type { FastifyError, FastifyReply } from 'fastify';
 import { ERROR_CODES, PushError, type ErrorCode } from '../src/errors.js';
+import type { Metrics } from '../src/metrics.js';
 
 /** What a body that is not JSON is told (publish takes application/json only). */
 export const UNSUPPORTED_BODY = 'send the body as application/json (content-type: application/json)';
@@ -35,4 +36,17 @@ export function toPushError(error: unknown): PushError {
     return new PushError(code, fastifyError.message ?? ERROR_CODES[code].description);
   }
   return new PushError('internal', 'internal server error');
+}
+
+/** Codes that are a limit doing its job: counted by edgepush_limited_total where they are raised. */
+const LIMIT_CODES: ReadonlySet<ErrorCode> = new Set(['rate_limited', 'too_many_connections', 'over_capacity']);
+
+/**
+ * Counts a refusal once, in the series it belongs to: a refused or forbidden credential under
+ * edgepush_auth_total, what the client got wrong under edgepush_bad_input_total. A limit, an
+ * outage (503) or a server error is not bad input.
+ */
+export function countRefusal(metrics: Metrics, transport: string, error: PushError, authReason = transport): void {
+  if (error.code === 'unauthorized' || error.code === 'forbidden') metrics.auth(error.code === 'forbidden' ? 'forbidden' : 'refused', authReason);
+  else if (error.status < 500 && !LIMIT_CODES.has(error.code)) metrics.badInput(transport, error.code);
 }

@@ -13,7 +13,7 @@ import type { ResumePoint } from '../src/engine/engine.js';
 import type { Frontier } from '../src/log/position.js';
 import { neverBehind, type PollAnswer } from '../src/resume/resumer.js';
 import type { TransportContext } from './context.js';
-import { sendError, toPushError } from './http-errors.js';
+import { countRefusal, sendError, toPushError } from './http-errors.js';
 import { pollBody } from './poll-format.js';
 import { PollSpool } from './poll-spool.js';
 import { channelsParam, deltaParam, numberParam, stringParam } from './request-params.js';
@@ -41,7 +41,7 @@ export function registerPolling(app: FastifyInstance, ctx: TransportContext): vo
       delta = deltaParam(query);
     } catch (error) {
       const pushError = toPushError(error);
-      metrics.badInput('poll', pushError.code);
+      countRefusal(metrics, 'poll', pushError);
       return sendError(reply, pushError);
     }
     reply.header('cache-control', 'no-store').type('application/json; charset=utf-8');

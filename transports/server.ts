@@ -17,7 +17,7 @@ import type { TransportContext } from './context.js';
 import { registerCors } from './cors.js';
 import { registerHealth } from './health-route.js';
 import { registerHistory } from './history-route.js';
-import { sendError, toPushError } from './http-errors.js';
+import { countRefusal, sendError, toPushError } from './http-errors.js';
 import { registerPolling } from './polling.js';
 import { registerPublish } from './publish-route.js';
 import { registerSse } from './sse.js';
@@ -115,9 +115,7 @@ export async function buildServer(parts: ServerParts): Promise<FastifyInstance> 
   app.setErrorHandler((error, request, reply) => {
     const pushError = toPushError(error);
     if (pushError.code === 'internal') ctx.logError(error, `request failed: ${request.method} ${request.url.split('?')[0]}`);
-    if (pushError.code === 'unauthorized' || pushError.code === 'forbidden') metrics.auth(pushError.code === 'forbidden' ? 'forbidden' : 'refused', 'http');
-    // Only what the client got wrong counts as bad input; an outage (503) does not.
-    else if (pushError.status < 500) metrics.badInput('http', pushError.code);
+    countRefusal(metrics, 'http', pushError);
     return sendError(reply, pushError);
   });
   app.setNotFoundHandler((request, reply) => sendError(reply, new PushError('not_found', `no route ${request.method} ${request.url.split('?')[0]}`)));

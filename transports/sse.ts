@@ -13,7 +13,7 @@ import { newSessionId, type ControllableConnection } from './connection-registry
 import type { TransportContext } from './context.js';
 import { identify } from './credentials.js';
 import { whenExpired } from './expiry-timer.js';
-import { sendError, toPushError } from './http-errors.js';
+import { countRefusal, sendError, toPushError } from './http-errors.js';
 import { channelsParam, deltaParam, stringParam } from './request-params.js';
 import { SSE_MESSAGE, sseCursor, sseDisconnect, sseHello, sseNotice, ssePreamble, sseReset } from './sse-format.js';
 
@@ -140,7 +140,7 @@ export function registerSse(app: FastifyInstance, ctx: TransportContext): void {
       release = ctx.guard.admit(request.ip);
     } catch (error) {
       const pushError = toPushError(error);
-      metrics.badInput('sse', pushError.code);
+      countRefusal(metrics, 'sse', pushError);
       return sendError(reply, pushError);
     }
 

@@ -12,12 +12,12 @@ import { SERVER_IDENTITY, type Identity } from '../src/auth/identity.js';
 import { TokenError } from '../src/auth/token-verifier.js';
 import { Session, type SessionSink } from '../src/engine/session.js';
 import { DISCONNECTS, PushError, type Disconnect } from '../src/errors.js';
-import { TokenBucket } from '../src/limits/token-bucket.js';
+import { burstFor, TokenBucket } from '../src/limits/token-bucket.js';
 import { packageVersion } from '../src/package-root.js';
 import type { TransportContext } from './context.js';
 import { credentialOf } from './credentials.js';
 import { whenExpired } from './expiry-timer.js';
-import { sendError, toPushError } from './http-errors.js';
+import { countRefusal, sendError, toPushError } from './http-errors.js';
 import { newSessionId, type ControllableConnection } from './connection-registry.js';
 import { WS_MESSAGE, encodeOp, type ServerOp } from './websocket-format.js';
 import { opIdOf, parseClientOp, parseJsonFrame, type ClientOp } from './websocket-ops.js';
@@ -35,7 +35,10 @@ class WebSocketConnection implements SessionSink, ControllableConnection {
   readonly sessionId = newSessionId();
   /** Who the client is: anonymous (or open) until a token arrives, at the upgrade or by an `auth` op. */
   identity: Identity;
-  /** Channels the server subscribed (server API, the token's `subs`): kept across token refreshes. */
+  /**
+   * Channels a backend subscribed through the server API: kept across token refreshes. (The
+   * token's own `subs` are not: a refresh whose token neither lists nor grants one ends it.)
+   */
   readonly #serverChannels = new Set<string>();
   /** Where the token's `subs` resume from (the upgrade's `?cursor=` or the auth op's `cursor`). */
   #subsCursor: string | undefined;
@@ -58,8 +61,8 @@ class WebSocketConnection implements SessionSink, ControllableConnection {
   constructor(private readonly socket: WebSocket, private readonly ctx: TransportContext, identity: Identity) {
     this.session = new Session(ctx.engine, this, { maxBufferedBytes: ctx.options.maxBufferedBytes });
     this.identity = identity;
-    this.#ops = new TokenBucket(ctx.options.opRate, 2 * ctx.options.opRate);
-    this.#publishes = new TokenBucket(ctx.options.publishRate, 2 * ctx.options.publishRate);
+    this.#ops = new TokenBucket(ctx.options.opRate, burstFor(ctx.options.opRate));
+    this.#publishes = new TokenBucket(ctx.options.publishRate, burstFor(ctx.options.publishRate));
   }
 
   get user(): string | undefined {
@@ -73,10 +76,7 @@ class WebSocketConnection implements SessionSink, ControllableConnection {
    */
   start(subsCursor: string | undefined): void {
     this.#subsCursor = subsCursor;
-    const hello: ServerOp = { op: 'hello', session: this.sessionId, version: VERSION(), heartbeat: this.ctx.options.heartbeatInterval };
-    if (this.identity.user !== undefined) hello.user = this.identity.user;
-    if (this.identity.expiresAt !== undefined) hello.expires = Math.floor(this.identity.expiresAt / 1000);
-    this.reply(hello);
+    this.#sayHello();
     if (this.identity.kind === 'anonymous' && this.identity.grants.length === 0) {
       this.#authTimer = setTimeout(() => {
         this.ctx.metrics.auth('refused', 'auth_timeout');
@@ -87,19 +87,34 @@ class WebSocketConnection implements SessionSink, ControllableConnection {
     this.#identityChanged(undefined);
   }
 
+  #helloSent = false;
+
+  /** The first frame, whatever follows: the session id, the server's version and heartbeat. */
+  #sayHello(): void {
+    if (this.#helloSent) return;
+    this.#helloSent = true;
+    const hello: ServerOp = { op: 'hello', session: this.sessionId, version: VERSION(), heartbeat: this.ctx.options.heartbeatInterval };
+    if (this.identity.user !== undefined) hello.user = this.identity.user;
+    if (this.identity.expiresAt !== undefined) hello.expires = Math.floor(this.identity.expiresAt / 1000);
+    this.reply(hello);
+  }
+
   close(): void {
     this.#cancelExpiry();
     clearTimeout(this.#authTimer);
   }
 
   /** Refuses the upgrade's credentials after the upgrade (a browser cannot read an HTTP status on a WebSocket). */
-  refuse(error: unknown): void {
+  refuse(error: unknown, opId?: string): void {
     const pushError = toPushError(error);
     this.ctx.metrics.auth('refused', pushError.code === 'unavailable' ? 'jwks_unavailable' : 'bad_token');
-    this.reply({ op: 'error', code: pushError.code, message: pushError.message });
+    this.#sayHello();
+    const reply: ServerOp = { op: 'error', code: pushError.code, message: pushError.message };
+    if (opId !== undefined) reply.id = opId;
+    this.reply(reply);
     const expired = error instanceof TokenError && error.expired;
-    // A JWKS outage is not the client's fault: let it come back and resume.
-    if (pushError.code === 'unavailable') this.session.disconnect(DISCONNECTS.shutdown);
+    // A JWKS outage is not the client's fault: let it come back later and resume.
+    if (pushError.code === 'unavailable') this.session.disconnect(DISCONNECTS.tryLater);
     else this.session.disconnect(expired ? DISCONNECTS.tokenExpired : DISCONNECTS.unauthorized);
   }
 
@@ -178,9 +193,7 @@ class WebSocketConnection implements SessionSink, ControllableConnection {
   fail(error: unknown, id: string | undefined, channel?: string): void {
     const pushError = toPushError(error);
     if (pushError.code === 'internal') this.ctx.logError(error, 'websocket op failed');
-    if (pushError.code === 'unauthorized' || pushError.code === 'forbidden') this.ctx.metrics.auth(pushError.code === 'forbidden' ? 'forbidden' : 'refused', 'op');
-    // Only what the client got wrong counts as bad input; an outage (503) or a server error does not.
-    if (pushError.status < 500) this.ctx.metrics.badInput('ws', pushError.code);
+    countRefusal(this.ctx.metrics, 'ws', pushError, 'op');
     const op: ServerOp = { op: 'error', code: pushError.code, message: pushError.message };
     if (id !== undefined) op.id = id;
     if (channel !== undefined) op.channel = channel;
@@ -243,7 +256,7 @@ class WebSocketConnection implements SessionSink, ControllableConnection {
     } catch (error) {
       if (this.session.closed) return;
       // A failed first auth ends the connection; a failed refresh leaves the current token in force.
-      if (first) return this.refuse(error);
+      if (first) return this.refuse(error, op.id);
       throw error;
     }
     if (this.session.closed) return;
@@ -273,7 +286,8 @@ class WebSocketConnection implements SessionSink, ControllableConnection {
     this.#cancelExpiry = whenExpired(this.identity.expiresAt, () => this.session.disconnect(DISCONNECTS.tokenExpired));
     if (previousUser !== this.identity.user) this.ctx.registry.userChanged(this, previousUser);
     for (const channel of this.identity.subs) {
-      if (!this.session.has(channel)) this.#subscribeForServer(channel, this.#subsCursor, undefined);
+      // Not a server-API subscription: a refresh whose token no longer lists or grants it ends it.
+      if (!this.session.has(channel)) this.#inOrder(() => this.subscribe({ op: 'subscribe', channel, delta: null, ...(this.#subsCursor !== undefined ? { cursor: this.#subsCursor } : {}) }, SERVER_IDENTITY, true), undefined, channel);
     }
   }
 

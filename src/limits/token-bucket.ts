@@ -6,6 +6,14 @@
  */
 import { LRUCache } from 'lru-cache';
 
+/**
+ * The burst every limit allows for `rate` per second: twice the rate, and never less than one, or
+ * a rate under 0.5 per second would admit nothing at all.
+ */
+export function burstFor(rate: number): number {
+  return Math.max(1, 2 * rate);
+}
+
 export class TokenBucket {
   #tokens: number;
   #updatedAt: number;
