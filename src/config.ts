@@ -305,7 +305,11 @@ export function apiKeysOf(options: Pick<ServerOptions, 'apiKeys'>): string[] {
   return options.apiKeys.split(',').map((key) => key.trim()).filter((key) => key !== '');
 }
 
-function checkIdentityOptions(options: ServerOptions): void {
+/**
+ * The identity options' own rules (key lengths, caps, CORS in closed mode). resolveOptions applies
+ * them; startServer applies them again, for options given in code.
+ */
+export function checkIdentityOptions(options: ServerOptions): void {
   if (options.anonymousCaps !== null) {
     try {
       parseCaps(options.anonymousCaps, undefined, 'anonymousCaps');

@@ -5,7 +5,7 @@
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { buildServer } from '../transports/server.js';
-import { isOpenMode, type ServerOptions } from './config.js';
+import { checkIdentityOptions, isOpenMode, type ServerOptions } from './config.js';
 import { startMetricsListener } from '../transports/metrics-listener.js';
 import { startMarketFeed, type MarketFeed } from './demo/market-feed.js';
 import { startVehicleFeed, type VehicleFeed } from './demo/vehicle-feed.js';
@@ -44,6 +44,8 @@ export interface StartExtras {
 }
 
 export async function startServer(options: ServerOptions, extras: StartExtras = {}): Promise<RunningServer> {
+  // Options given in code skip resolveOptions: their security rules hold all the same.
+  checkIdentityOptions(options);
   const log = createLogger(options.logLevel);
   const kafka = kafkaOptionsOf(options);
   const source = extras.source ?? (kafka ? await KafkaSource.connect(kafka, log) : new EmbeddedLog());

@@ -29,6 +29,8 @@ export async function requireApiKey(ctx: TransportContext, request: FastifyReque
   if (ctx.auth.open) return OPEN_IDENTITY;
   const credential = credentialOf(request);
   if (credential === undefined) throw new PushError('unauthorized', 'the server API needs an API key (Authorization: Bearer <api key>)');
-  if (!ctx.auth.isApiKey(credential)) throw new PushError('forbidden', 'the server API takes API keys only, not user tokens or unknown keys');
-  return ctx.auth.identify(credential);
+  if (ctx.auth.isApiKey(credential)) return ctx.auth.identify(credential);
+  // Not a key: a bad credential is 401 (identify throws), a good user token is 403.
+  await ctx.auth.identify(credential);
+  throw new PushError('forbidden', 'the server API takes API keys only, not user tokens');
 }
