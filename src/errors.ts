@@ -18,6 +18,8 @@ export const ERROR_CODES = {
   unknown_op: { status: 400, retryable: false, description: 'A WebSocket frame names an op the server does not know.' },
   not_subscribed: { status: 400, retryable: false, description: 'An unsubscribe names a channel the connection is not subscribed to.' },
   unsupported_frame: { status: 400, retryable: false, description: 'A binary WebSocket frame where only JSON text frames are accepted.' },
+  request_timeout: { status: 408, retryable: true, description: 'The request line and headers did not arrive within headerTimeout (or the whole request within 30 s).' },
+  headers_too_large: { status: 431, retryable: false, description: 'The request line and headers are over 64 KiB: name fewer channels per request, or send the cursor once.' },
   unsupported_media_type: { status: 415, retryable: false, description: 'A request body that is not application/json.' },
   message_too_large: { status: 413, retryable: false, description: 'A published message, request body or frame is over the size limit.' },
   unauthorized: { status: 401, retryable: false, description: 'No credentials where some are needed, or a token that is not good (bad signature, expired, wrong audience, ...): get a new token.' },

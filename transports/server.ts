@@ -32,6 +32,7 @@ import { ConnectionGuard } from './connection-guard.js';
 import { ConnectionRegistry } from './connection-registry.js';
 import { CorsPolicy } from './cors.js';
 import { registerServerApi } from './server-api-route.js';
+import { MAX_HEADER_BYTES, answerClientError, isFrameError } from './protocol-errors.js';
 
 export interface ServerParts {
   readonly options: ServerOptions;
@@ -50,13 +51,22 @@ export interface ServerParts {
 export async function buildServer(parts: ServerParts): Promise<FastifyInstance> {
   const { options, metrics } = parts;
   const app = Fastify({
+    // Request lines and headers up to 64 KiB: a request of maxChannelsPerSubscription long channel
+    // names, or a long cursor in both the query and Last-Event-ID, must fit (Node's default is 16 KiB).
+    // A request the HTTP parser refuses, or a URL that cannot be decoded, gets our error body.
+    clientErrorHandler: answerClientError,
+    frameworkErrors: (error, _request, reply) => {
+      const pushError = new PushError('bad_request', error.message);
+      countRefusal(metrics, 'http', pushError);
+      return sendError(reply, pushError);
+    },
     loggerInstance: parts.logger ?? createLogger(options.logLevel),
     // Every long-poll is a request: two info lines each would drown the log. Errors still log.
     logController: new LogController({ disableRequestLogging: true }),
     // A request must arrive in time: headers within headerTimeout (a connection that sends nothing,
     // or a slowloris, is closed), the whole request within REQUEST_TIMEOUT_MS, both checked every
     // second. Responses are not timed: long-lived streams are kept alive by their heartbeats.
-    http: { headersTimeout: options.headerTimeout * 1000, connectionsCheckingInterval: 1000 },
+    http: { headersTimeout: options.headerTimeout * 1000, connectionsCheckingInterval: 1000, maxHeaderSize: MAX_HEADER_BYTES },
     requestTimeout: Math.max(REQUEST_TIMEOUT_MS, options.headerTimeout * 1000),
     connectionTimeout: 0,
     return503OnClosing: true,
@@ -69,7 +79,6 @@ export async function buildServer(parts: ServerParts): Promise<FastifyInstance> 
     for (const hook of shutdownHooks) hook();
     done();
   });
-  await app.register(websocketPlugin, { options: { maxPayload: maxWebSocketPayload(options.maxMessageBytes), perMessageDeflate: false } });
 
   const auth = new Authenticator({
     secret: options.jwtSecret || undefined,
@@ -94,6 +103,16 @@ export async function buildServer(parts: ServerParts): Promise<FastifyInstance> 
     cors: new CorsPolicy(options, auth.open),
     logError: (error, line) => errorLog(line, { err: error }),
   };
+  await app.register(websocketPlugin, {
+    options: { maxPayload: maxWebSocketPayload(options.maxMessageBytes), perMessageDeflate: false },
+    // A malformed frame (bad UTF-8, over maxPayload, a protocol error) is the client's: ws closes
+    // the socket itself with 1007 / 1009 / 1002, and it is counted, not logged. Anything else is ours.
+    errorHandler: (error, socket) => {
+      if (isFrameError(error)) return countRefusal(metrics, 'ws', new PushError('bad_request', error.message));
+      ctx.logError(error, 'websocket failed');
+      socket.terminate();
+    },
+  });
   registerCors(app, ctx.cors);
   closeSilentConnections(app, options.headerTimeout * 1000);
   // New connections per second per client address: counted at each connection's first request
