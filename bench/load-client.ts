@@ -154,6 +154,7 @@ function openWs(cmd: OpenCommand, sub: Subscriber, t: Tally): Promise<Connection
       if (text.startsWith('{"op":"message"')) t.scan(sub, text);
       else if (text.startsWith('{"op":"subscribed"')) resolve({ close: () => socket.terminate() });
       else if (text.startsWith('{"op":"reset"')) t.resets++;
+      else if (text.startsWith('{"op":"hello"')) return; // the first frame of every socket: its session id
       else process.stderr.write(`load-client: unexpected ws frame ${text.slice(0, 200)}\n`);
     });
     socket.on('close', () => {

@@ -33,6 +33,8 @@ export interface ServerOptions {
   maxMessageBytes: number;
   /** @default 100 */
   maxChannelsPerSubscription: number;
+  maxPatternsPerConnection: number;
+  maxPatternLevels: number;
   /** @default 1048576 */
   maxBufferedBytes: number;
   /** @default 15 */
@@ -122,6 +124,8 @@ export const OPTION_SPECS: { readonly [K in keyof ServerOptions]: OptionSpec } =
   maxIdleBytes: { kind: 'integer', default: 268_435_456, min: 65_536, description: 'Most bytes of ring held by channels without subscribers.' },
   maxMessageBytes: { kind: 'integer', default: 65_536, min: 16, max: 16_777_216, description: 'Largest message payload accepted by publish (and from the log).' },
   maxChannelsPerSubscription: { kind: 'integer', default: 100, min: 1, max: 10_000, description: 'Most channels on one SSE or poll request, or one WebSocket.' },
+  maxPatternsPerConnection: { kind: 'integer', default: 20, min: 0, max: 10_000, description: 'Most pattern subscriptions (channels with a "+" or "#" level) on one SSE or poll request, or one WebSocket; each costs the publish path a little for every message.' },
+  maxPatternLevels: { kind: 'integer', default: 16, min: 1, max: 128, description: 'Most levels in a pattern subscription.' },
   maxBufferedBytes: { kind: 'integer', default: 1_048_576, min: 65_536, description: 'Outbox limit per connection; a client over it is disconnected as slow and resumes.' },
   heartbeatInterval: { kind: 'number', default: 15, min: 0.05, max: 3600, description: 'Seconds between heartbeats (SSE id-only events, WebSocket pings).' },
   reconnectDelay: { kind: 'number', default: 2, min: 0, max: 3600, description: 'Seconds a client should wait before reconnecting (SSE retry:).' },

@@ -62,7 +62,7 @@ export async function startServer(options: ServerOptions, extras: StartExtras = 
     maxIdleChannels: options.maxIdleChannels,
     maxIdleBytes: options.maxIdleBytes,
   });
-  const resumer = new Resumer(engine, isRangeSource(source) ? new LogReadBack(source, router, log) : undefined);
+  const resumer = new Resumer(engine, isRangeSource(source) ? new LogReadBack(source, router, log) : undefined, options);
   const metrics = createMetrics(engine, source, resumer);
   const publisher = new Publisher(source, { maxMessageBytes: options.maxMessageBytes, idempotencyTtl: options.idempotencyTtl, allowClientPublish: options.allowPublish }, metrics.published);
   const publicDir = extras.publicDir === false ? undefined : (extras.publicDir ?? join(packageRoot(), 'public'));

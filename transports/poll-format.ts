@@ -11,7 +11,9 @@ import type { PreparedMessage } from '../src/engine/prepared-message.js';
  * the same channel in this very reply: a stateless request cannot know what the client held
  * before, so the first message per channel is always full.
  */
-export function pollBody(messages: readonly PreparedMessage[], cursor: string, resets: readonly ResetNotice[], delta: DeltaCodec | null = null): string {
+export function pollBody(messages: readonly PreparedMessage[], cursor: string, resets: readonly ResetNotice[], delta: DeltaCodec | null = null, snapshot = false): string {
+  // A snapshot (`snapshot=latest`, no cursor) is full messages flagged as such.
+  if (snapshot) return `{"messages":[${messages.map((message) => `{"snapshot":true,${message.envelopeFields}}`).join(',')}],"cursor":"${cursor}"}`;
   let body = '{"messages":[';
   const previous = delta ? new Map<string, string>() : undefined;
   for (let i = 0; i < messages.length; i++) {

@@ -37,6 +37,8 @@ class SpoolEntry implements Subscriber {
   deliver(message: PreparedMessage): void {
     // The client's cursor may be ahead of this node (it came from another): it has those already.
     if (this.answered || this.retry || message.isCoveredBy(this.cursor)) return;
+    // A channel and a pattern of this poll (or two patterns) both match it: it comes twice in a row.
+    if (this.messages[this.messages.length - 1] === message) return;
     this.take(message);
   }
 

@@ -16,7 +16,7 @@ import type { TransportContext } from './context.js';
 import { countRefusal, sendError, toPushError } from './http-errors.js';
 import { pollBody } from './poll-format.js';
 import { PollSpool } from './poll-spool.js';
-import { channelsParam, deltaParam, numberParam, stringParam } from './request-params.js';
+import { channelsParam, deltaParam, numberParam, snapshotParam, stringParam } from './request-params.js';
 import type { Identity } from '../src/auth/identity.js';
 import { identify } from './credentials.js';
 import { withOwnSubs } from './sse.js';
@@ -32,6 +32,7 @@ export function registerPolling(app: FastifyInstance, ctx: TransportContext): vo
     let timeout: number;
     let cursorText: string | undefined;
     let delta: DeltaCodec | null;
+    let snapshot: 'latest' | undefined;
     let identity: Identity;
     try {
       identity = await identify(ctx, request);
@@ -39,6 +40,7 @@ export function registerPolling(app: FastifyInstance, ctx: TransportContext): vo
       timeout = numberParam(query, 'timeout', 0, options.pollMaxTimeout, options.pollTimeout);
       cursorText = stringParam(query, 'cursor');
       delta = deltaParam(query);
+      snapshot = snapshotParam(stringParam(query, 'snapshot'));
     } catch (error) {
       const pushError = toPushError(error);
       countRefusal(metrics, 'poll', pushError);
@@ -46,7 +48,7 @@ export function registerPolling(app: FastifyInstance, ctx: TransportContext): vo
     }
     reply.header('cache-control', 'no-store').type('application/json; charset=utf-8');
     const from = resumer.resumePoint(cursorText);
-    const first = await resumer.collect(identity, channels, from, options.pollMaxMessages);
+    const first = await resumer.collect(identity, channels, from, options.pollMaxMessages, snapshot ? { snapshot } : {});
     if (from.kind !== 'cursor' || first.messages.length > 0 || first.resets.length > 0 || timeout === 0) {
       return send(reply, first, delta);
     }
@@ -57,7 +59,7 @@ export function registerPolling(app: FastifyInstance, ctx: TransportContext): vo
   });
 
   function send(reply: FastifyReply, answer: PollAnswer, delta: DeltaCodec | null): FastifyReply {
-    return reply.send(pollBody(answer.messages, answer.cursor.toString(), answer.resets, delta));
+    return reply.send(pollBody(answer.messages, answer.cursor.toString(), answer.resets, delta, answer.snapshot === true));
   }
 
   function hold(reply: FastifyReply, channels: readonly string[], from: ResumePoint, looked: Frontier, timeout: number, delta: DeltaCodec | null, release: () => void): void {

@@ -5,7 +5,7 @@
 import type { DeltaCodec } from '../src/delta/codec.js';
 import { deltaCodecOf } from '../src/delta/codecs.js';
 import { PushError } from '../src/errors.js';
-import { channelNameProblem } from '../src/protocol/channel-name.js';
+import { subscriptionProblem } from '../src/protocol/channel-filter.js';
 
 type Query = Record<string, string | string[] | undefined>;
 
@@ -20,7 +20,7 @@ export function channelsParam(query: Query, max: number, optional = false): stri
   const channels = [...new Set(list)];
   if (channels.length > max) throw new PushError('too_many_channels', `at most ${max} channels per subscription, got ${channels.length}`);
   for (const channel of channels) {
-    const problem = channelNameProblem(channel);
+    const problem = subscriptionProblem(channel);
     if (problem) throw new PushError('bad_channel', `${problem}: ${JSON.stringify(channel.slice(0, 64))}`);
   }
   return channels;
@@ -41,6 +41,13 @@ export function numberParam(query: Query, name: string, min: number, max: number
     throw new PushError('bad_request', `${name} must be a number from ${min} to ${max}, got ${JSON.stringify(raw)}`);
   }
   return value;
+}
+
+/** `?snapshot=latest`: the newest message of each channel first (on a subscribe without a cursor). */
+export function snapshotParam(value: unknown): 'latest' | undefined {
+  if (value === undefined || value === null || value === 'none') return undefined;
+  if (value === 'latest') return 'latest';
+  throw new PushError('bad_request', `snapshot must be "latest" or "none", got ${JSON.stringify(value).slice(0, 64)}`);
 }
 
 /** `?delta=json-patch|vcdiff|none`: the codec, or null for full messages. */

@@ -14,7 +14,7 @@ import type { TransportContext } from './context.js';
 import { identify } from './credentials.js';
 import { whenExpired } from './expiry-timer.js';
 import { countRefusal, sendError, toPushError } from './http-errors.js';
-import { channelsParam, deltaParam, stringParam } from './request-params.js';
+import { channelsParam, deltaParam, snapshotParam, stringParam } from './request-params.js';
 import { SSE_MESSAGE, sseCursor, sseDisconnect, sseHello, sseNotice, ssePreamble, sseReset } from './sse-format.js';
 
 /** After a disconnect notice, how long a client that reads nothing may keep the socket. */
@@ -22,6 +22,8 @@ const GOODBYE_GRACE_MS = 5_000;
 
 class SseStream implements SessionSink, ControllableConnection {
   readonly format = SSE_MESSAGE;
+  /** One stream: a message matching several of its channels and patterns goes once. */
+  readonly streamPerSubscription = false;
   readonly session: Session;
   readonly sessionId = newSessionId();
   /**
@@ -58,11 +60,12 @@ class SseStream implements SessionSink, ControllableConnection {
   }
 
   /** Subscribes and writes the plan: resets, what was read back, the rings' backlog, then live. */
-  async subscribe(identity: Identity, channels: readonly string[], cursorText: string | undefined): Promise<void> {
+  async subscribe(identity: Identity, channels: readonly string[], cursorText: string | undefined, snapshot?: 'latest'): Promise<void> {
     const { resumer } = this.ctx;
-    const plan = await resumer.subscribe(identity, this.session, channels, resumer.resumePoint(cursorText), this.delta);
+    const plan = await resumer.subscribe(identity, this.session, channels, resumer.resumePoint(cursorText), this.delta, snapshot ? { snapshot } : {});
     if (!plan || this.session.closed) return;
     for (const reset of plan.resets) this.session.writeControl(sseReset(reset));
+    this.session.replaySnapshot(plan.snapshot, plan.startCursor);
     this.session.replayFromLog(plan.fromLog);
     this.session.replay(plan.backlog);
     this.session.release();
@@ -126,12 +129,14 @@ export function registerSse(app: FastifyInstance, ctx: TransportContext): void {
     let channels: string[];
     let cursorText: string | undefined;
     let delta: DeltaCodec | null;
+    let snapshot: 'latest' | undefined;
     let identity: Identity;
     let release: () => void;
     try {
       identity = await identify(ctx, request);
       channels = withOwnSubs(channelsParam(query, options.maxChannelsPerSubscription, identity.subs.length > 0), identity, options.maxChannelsPerSubscription);
       delta = deltaParam(query);
+      snapshot = snapshotParam(stringParam(query, 'snapshot'));
       const header = request.headers['last-event-id'];
       // The header is what EventSource sends on its own reconnects, so it wins over the query.
       cursorText = (Array.isArray(header) ? header[0] : header) ?? stringParam(query, 'lastEventId');
@@ -172,7 +177,7 @@ export function registerSse(app: FastifyInstance, ctx: TransportContext): void {
     session.writeControl(ssePreamble(options.reconnectDelay * 1000, options.heartbeatInterval * 1000));
     session.writeControl(sseHello(stream.sessionId, identity.user));
     try {
-      await stream.subscribe(identity, channels, cursorText);
+      await stream.subscribe(identity, channels, cursorText, snapshot);
     } catch (error) {
       // Checked above, so this is rare (a read from the log failed): say so and end; the client resumes.
       const pushError = toPushError(error);

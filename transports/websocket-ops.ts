@@ -6,10 +6,11 @@ import type { DeltaCodec } from '../src/delta/codec.js';
 import { deltaCodecOf } from '../src/delta/codecs.js';
 import { PushError } from '../src/errors.js';
 import { jsonTooDeep } from '../src/protocol/json-depth.js';
-import { channelNameProblem } from '../src/protocol/channel-name.js';
+import { subscriptionProblem } from '../src/protocol/channel-filter.js';
+import { snapshotParam } from './request-params.js';
 
 export type ClientOp =
-  | { op: 'subscribe'; channel: string; cursor?: string; delta: DeltaCodec | null; id?: string }
+  | { op: 'subscribe'; channel: string; cursor?: string; delta: DeltaCodec | null; snapshot?: 'latest'; id?: string }
   | { op: 'unsubscribe'; channel: string; id?: string }
   | { op: 'publish'; channel: string; data: unknown; id?: string }
   | { op: 'ping'; id?: string }
@@ -48,7 +49,8 @@ export function parseClientOp(value: unknown): ClientOp {
       const cursor = fields['cursor'];
       if (cursor !== undefined && cursor !== null && typeof cursor !== 'string') throw new PushError('bad_request', 'cursor must be a string');
       const delta = deltaCodecOf(fields['delta']);
-      return withId(typeof cursor === 'string' ? { op: 'subscribe', channel, cursor, delta } : { op: 'subscribe', channel, delta });
+      const snapshot = snapshotParam(fields['snapshot']);
+      return withId({ op: 'subscribe', channel, delta, ...(typeof cursor === 'string' ? { cursor } : {}), ...(snapshot ? { snapshot } : {}) });
     }
     case 'unsubscribe':
       return withId({ op: 'unsubscribe', channel: channelField(fields) });
@@ -74,9 +76,10 @@ export function parseClientOp(value: unknown): ClientOp {
 }
 
 function channelField(fields: Record<string, unknown>): string {
-  // A missing field is a malformed op; a name that breaks the rules is a bad channel.
+  // A missing field is a malformed op; a name that breaks the rules is a bad channel. A publish
+  // to a pattern is refused by the publisher, the one place every publish goes through.
   if (fields['channel'] === undefined) throw new PushError('bad_request', 'the op needs a channel field');
-  const problem = channelNameProblem(fields['channel']);
+  const problem = subscriptionProblem(fields['channel']);
   if (problem) throw new PushError('bad_channel', problem);
   return fields['channel'] as string;
 }

@@ -31,6 +31,8 @@ const VERSION = (): string => (version ??= packageVersion());
 
 class WebSocketConnection implements SessionSink, ControllableConnection {
   readonly format = WS_MESSAGE;
+  /** Each subscription is its own stream, with its own cursor. */
+  readonly streamPerSubscription = true;
   readonly session: Session;
   readonly sessionId = newSessionId();
   /** Who the client is: anonymous (or open) until a token arrives, at the upgrade or by an `auth` op. */
@@ -331,14 +333,16 @@ class WebSocketConnection implements SessionSink, ControllableConnection {
     if (!this.session.has(op.channel) && this.session.channelCount >= options.maxChannelsPerSubscription) {
       throw new PushError('too_many_channels', `at most ${options.maxChannelsPerSubscription} channels per connection`);
     }
-    const plan = await resumer.subscribe(identity, this.session, [op.channel], resumer.resumePoint(op.cursor), op.delta);
+    const plan = await resumer.subscribe(identity, this.session, [op.channel], resumer.resumePoint(op.cursor), op.delta, op.snapshot ? { snapshot: op.snapshot } : {});
     if (!plan || this.session.closed) return;
     const subscribed: ServerOp = { op: 'subscribed', channel: op.channel, cursor: plan.startCursor.toString(), resumed: plan.resumed };
     if (byServer) subscribed.server = true;
     this.reply(withId(subscribed, op.id));
     for (const reset of plan.resets) this.reply({ op: 'reset', ...reset });
-    this.session.replayFromLog(plan.fromLog);
-    this.session.replay(plan.backlog);
+    // Only through this subscription: another of the socket's may match the same messages.
+    this.session.replaySnapshot(plan.snapshot, plan.startCursor, [op.channel]);
+    this.session.replayFromLog(plan.fromLog, [op.channel]);
+    this.session.replay(plan.backlog, [op.channel]);
     this.session.release();
   }
 }

@@ -1,6 +1,6 @@
 /**
  * Rebuilds full messages from deltas (docs/protocol.md "Delta-compressed streams"), one decoder per
- * subscription. It keeps the last message of its channel as canonical JSON text, not as the object
+ * subscription. It keeps the last message of each of its channels as canonical JSON text, not as the object
  * handed to the application: an application that mutates what it received cannot corrupt the base
  * of the next delta, and the text is exactly the VCDIFF source (`JSON.stringify(base.data)`).
  */
@@ -13,8 +13,17 @@ export type DecodeResult = { readonly ok: true; readonly data: unknown } | { rea
 const utf8Encoder = new TextEncoder();
 const utf8Decoder = new TextDecoder();
 
+/** Channels a pattern subscription's decoder keeps a base for; past it, it starts again (a full message then comes). */
+const MAX_BASES = 1024;
+
 export class DeltaDecoder {
-  #last: { id: string; text: string } | undefined;
+  /** Per channel: a pattern subscription receives several channels, each with its own base. */
+  readonly #last = new Map<string, { id: string; text: string }>();
+
+  #keep(channel: string, base: { id: string; text: string }): void {
+    if (this.#last.size >= MAX_BASES && !this.#last.has(channel)) this.#last.clear();
+    this.#last.set(channel, base);
+  }
 
   /**
    * The full data of `message`, or why it cannot be rebuilt (its base is not the message held: the
@@ -22,10 +31,10 @@ export class DeltaDecoder {
    */
   decode(message: WireMessage): DecodeResult {
     if (!message.delta) {
-      this.#last = { id: message.id, text: JSON.stringify(message.data) };
+      this.#keep(message.channel, { id: message.id, text: JSON.stringify(message.data) });
       return { ok: true, data: message.data };
     }
-    const base = this.#last;
+    const base = this.#last.get(message.channel);
     if (!base || base.id !== message.delta.base) {
       return { ok: false, problem: `delta ${message.id} needs base ${message.delta.base}, the client holds ${base?.id ?? 'nothing'}` };
     }
@@ -44,13 +53,13 @@ export class DeltaDecoder {
       default:
         return { ok: false, problem: `unknown delta format ${message.delta.format}` };
     }
-    this.#last = { id: message.id, text };
+    this.#keep(message.channel, { id: message.id, text });
     return { ok: true, data: JSON.parse(text) };
   }
 
   /** Forget the base, e.g. after a reset: the next message must be full. */
   clear(): void {
-    this.#last = undefined;
+    this.#last.clear();
   }
 }
 

@@ -1,7 +1,8 @@
 /**
- * One channel subscription: the application's handler, its cursor, and its delta decoder. The
+ * One subscription, to a channel or a pattern (`US/NASDAQ/#`): the application's handler, its cursor, and its delta decoder. The
  * transports decide when a cursor may move (each has its own rules); this class only holds it.
  */
+import { filterMatches } from './channel-name.js';
 import { DeltaDecoder } from './delta-decoder.js';
 import type { DeltaFormat, Message, WireMessage } from './types.js';
 
@@ -12,6 +13,11 @@ export interface SubscribeOptions {
   readonly delta?: DeltaFormat | 'none';
   /** Resume this channel from here (e.g. a cursor persisted before a page reload). */
   readonly cursor?: string;
+  /**
+   * `latest`: start with the newest message of the channel (of each channel a pattern matches),
+   * flagged `snapshot: true`, then live. Only when the subscription starts without a cursor.
+   */
+  readonly snapshot?: 'latest';
 }
 
 /** What the client does for a subscription; kept narrow so a subscription cannot reach the rest. */
@@ -24,6 +30,7 @@ export interface SubscriptionOwner {
 export class Subscription {
   readonly channel: string;
   readonly delta: DeltaFormat | undefined;
+  readonly snapshot: 'latest' | undefined;
   #cursor: string | undefined;
   #active = true;
   readonly #decoder = new DeltaDecoder();
@@ -39,6 +46,12 @@ export class Subscription {
     this.channel = channel;
     this.delta = options.delta === 'none' ? undefined : options.delta;
     this.#cursor = options.cursor;
+    this.snapshot = options.snapshot;
+  }
+
+  /** Asks for a snapshot now: it wants one and has no cursor yet (a reconnect resumes instead). */
+  get wantsSnapshot(): boolean {
+    return this.snapshot === 'latest' && this.#cursor === undefined;
   }
 
   /** Everything up to here has been handed to the handler: persist it to resume after a reload. */
@@ -48,6 +61,11 @@ export class Subscription {
 
   get active(): boolean {
     return this.#active;
+  }
+
+  /** Does a message of `channel` belong here? Its own channel, or any channel its pattern matches. */
+  covers(channel: string): boolean {
+    return filterMatches(this.channel, channel);
   }
 
   unsubscribe(): void {
@@ -71,9 +89,14 @@ export class Subscription {
     if (!this.#active) return true;
     const result = this.#decoder.decode(wire);
     if (!result.ok) return false;
-    const message: Message = wire.encoding
-      ? { channel: wire.channel, id: wire.id, ts: wire.ts, data: result.data, encoding: wire.encoding }
-      : { channel: wire.channel, id: wire.id, ts: wire.ts, data: result.data };
+    const message: Message = {
+      channel: wire.channel,
+      id: wire.id,
+      ts: wire.ts,
+      data: result.data,
+      ...(wire.encoding ? { encoding: wire.encoding } : {}),
+      ...(wire.snapshot ? { snapshot: true as const } : {}),
+    };
     try {
       this.handler(message);
     } catch (error) {

@@ -13,6 +13,8 @@ export interface Message {
   readonly data: unknown;
   /** Present only as "base64": `data` is then the base64 of bytes that were not UTF-8. */
   readonly encoding?: 'base64';
+  /** Present (true) on the newest-per-channel messages a `snapshot: 'latest'` subscribe starts with. */
+  readonly snapshot?: true;
 }
 
 /** The server could not replay everything after a cursor: see docs/protocol.md "Reset notices". */
@@ -71,4 +73,5 @@ export interface WireMessage {
   data: unknown;
   encoding?: 'base64';
   delta?: { format: string; base: string };
+  snapshot?: true;
 }

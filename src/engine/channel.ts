@@ -2,6 +2,7 @@
  * One channel: its ring of recent messages, its subscribers, and what it can no longer replay.
  */
 import { MutableFrontier, type Frontier } from '../log/position.js';
+import type { PatternEntry, PatternIndex } from './pattern-index.js';
 import type { DeltaBase, PreparedMessage } from './prepared-message.js';
 import { Ring, type RingLimits } from './ring.js';
 
@@ -13,6 +14,9 @@ export interface Subscriber {
 export class Channel {
   readonly ring: Ring;
   readonly subscribers = new Set<Subscriber>();
+  /** The pattern subscriptions matching this channel, as of {@link #patternGeneration}. */
+  #patterns: PatternEntry[] = [];
+  #patternGeneration = -1;
   /** The newest message's id and payload: the base of the next message's delta. */
   #last: DeltaBase | undefined;
   /**
@@ -34,6 +38,15 @@ export class Channel {
     message.deltaBase = this.#last;
     this.#last = { id: message.id, payload: message.payload };
     this.ring.push(message, now);
+  }
+
+  /** The live pattern subscriptions matching this channel: cached until a pattern comes or goes. */
+  patternMatches(index: PatternIndex): readonly PatternEntry[] {
+    if (this.#patternGeneration !== index.generation) {
+      this.#patterns = index.match(this.name);
+      this.#patternGeneration = index.generation;
+    }
+    return this.#patterns;
   }
 
   get replayableAfter(): Frontier {

@@ -10,6 +10,8 @@ import { LRUCache } from 'lru-cache';
 import { Channel, type Subscriber } from './channel.js';
 import { Frontier, MutableFrontier, WHOLE_RECORD, messageId, parseCursor } from '../log/position.js';
 import { PreparedMessage } from './prepared-message.js';
+import { PatternIndex } from './pattern-index.js';
+import { compileFilter, isPattern, matches, type CompiledFilter } from '../protocol/channel-filter.js';
 import type { RingLimits } from './ring.js';
 import type { MessageSink, RoutedMessage } from '../log/routed-message.js';
 
@@ -83,6 +85,8 @@ export class ChannelEngine implements MessageSink {
   readonly #start: Frontier;
   #seq = 0;
   readonly #active = new Map<string, Channel>();
+  /** Live pattern subscriptions (`a/+`, `a/#`), matched against every message's channel. */
+  readonly #patterns = new PatternIndex();
   readonly #idle: LRUCache<string, Channel>;
   /** Where evicted channels stopped being replayable; consulted when a name comes back. */
   readonly #tombstones: LRUCache<string, Frontier>;
@@ -122,6 +126,11 @@ export class ChannelEngine implements MessageSink {
 
   get channelCounts(): { active: number; idle: number } {
     return { active: this.#active.size, idle: this.#idle.size };
+  }
+
+  /** Distinct live pattern subscriptions (`a/+`, `a/#`). */
+  get patternCount(): number {
+    return this.#patterns.size;
   }
 
   /**
@@ -175,12 +184,20 @@ export class ChannelEngine implements MessageSink {
    * when it reaches back far enough; otherwise a reset notice and whatever the ring still holds.
    */
   subscribe(channel: string, subscriber: Subscriber, from: ResumePoint): Recovery {
+    if (isPattern(channel)) {
+      this.#patterns.add(channel, subscriber);
+      return this.#recoverPattern(channel, from);
+    }
     const target = this.#activate(channel);
     target.subscribers.add(subscriber);
     return this.#recover(target, from);
   }
 
   unsubscribe(channel: string, subscriber: Subscriber): void {
+    if (isPattern(channel)) {
+      this.#patterns.remove(channel, subscriber);
+      return;
+    }
     const target = this.#active.get(channel);
     if (!target || !target.subscribers.delete(subscriber)) return;
     if (target.subscribers.size === 0) {
@@ -213,7 +230,7 @@ export class ChannelEngine implements MessageSink {
     const gaps = new Map<number, { offset: number; item: number }>();
     for (const name of channels) {
       const existing = this.#active.get(name) ?? this.#idle.peek(name);
-      const replayable = existing ? existing.replayableAfter : this.#replayableAfterForNew(name, false);
+      const replayable = isPattern(name) ? this.#patternReplayableAfter(compileFilter(name), this.#held(name)) : existing ? existing.replayableAfter : this.#replayableAfterForNew(name, false);
       for (let p = 0; p < replayable.partitions; p++) {
         const offset = replayable.offsets[p] as number;
         const item = replayable.items[p] as number;
@@ -227,18 +244,95 @@ export class ChannelEngine implements MessageSink {
 
   /** What a cursor missed on `channel`, without subscribing (long-poll, history). */
   recover(channel: string, from: ResumePoint): Recovery {
+    if (isPattern(channel)) return this.#recoverPattern(channel, from);
     const existing = this.#active.get(channel) ?? this.#idle.get(channel);
     if (existing) return this.#recover(existing, from);
     // No ring at all: a throwaway empty channel answers with the same rules, without keeping state.
     return this.#recover(new Channel(channel, this.#options.ring, this.#replayableAfterForNew(channel, false)), from);
   }
 
+  /**
+   * The newest held message of `channel`, or of each held channel a pattern matches (oldest
+   * first): what `snapshot=latest` sends before live, like an MQTT retained message.
+   */
+  latest(channel: string): PreparedMessage[] {
+    const now = this.#now();
+    const newest = (target: Channel): PreparedMessage[] => {
+      target.ring.expire(now);
+      const message = target.ring.newest;
+      return message ? [message] : [];
+    };
+    if (isPattern(channel)) return mergeBacklogs(this.#held(channel).map((target) => ({ backlog: newest(target) })));
+    const target = this.#active.get(channel) ?? this.#idle.peek(channel);
+    return target ? newest(target) : [];
+  }
+
   /** The newest `limit` messages of a channel, oldest first. */
   history(channel: string, limit: number): PreparedMessage[] {
+    if (isPattern(channel)) {
+      const now = this.#now();
+      const newest = mergeBacklogs(this.#held(channel).map((target) => (target.ring.expire(now), { backlog: target.ring.latest(limit) })));
+      return newest.slice(Math.max(0, newest.length - limit));
+    }
     const target = this.#active.get(channel) ?? this.#idle.get(channel);
     if (!target) return [];
     target.ring.expire(this.#now());
     return target.ring.latest(limit);
+  }
+
+  /**
+   * A pattern's recovery: the rings of every held channel it matches, merged in dispatch order.
+   * Exact when the cursor covers what every one of those rings can vouch for, and also what the
+   * channels it matches but the node no longer holds (forgotten by the idle LRU, or from before
+   * the node started) may have carried: else a reset names the pattern and the range.
+   */
+  #recoverPattern(pattern: string, from: ResumePoint): Recovery {
+    if (from.kind === 'now') return { backlog: [] };
+    const now = this.#now();
+    const held = this.#held(pattern);
+    for (const target of held) target.ring.expire(now);
+    if (from.kind === 'reset') {
+      this.stats.resets[from.reason]++;
+      const backlog = from.reason === 'unknown_epoch' ? mergeBacklogs(held.map((target) => ({ backlog: target.ring.latest(target.ring.count) }))) : [];
+      return { backlog, reset: { reason: from.reason, channel: pattern, message: from.message } };
+    }
+    const backlog = mergeBacklogs(held.map((target) => ({ backlog: target.ring.since(from.cursor) })));
+    const replayableAfter = this.#patternReplayableAfter(compileFilter(pattern), held);
+    if (from.cursor.covers(replayableAfter)) return { backlog };
+    this.stats.resets.cursor_expired++;
+    return {
+      backlog,
+      reset: {
+        reason: 'cursor_expired',
+        channel: pattern,
+        message: 'messages after the cursor on channels of this pattern are no longer held; some may be missing',
+        from: from.cursor.toString(),
+        to: replayableAfter.max(from.cursor).toString(),
+      },
+    };
+  }
+
+  /** The channels the node holds a ring for (subscribed or idle) that `pattern` matches. */
+  #held(pattern: string): Channel[] {
+    const filter = compileFilter(pattern);
+    const found: Channel[] = [];
+    for (const target of this.#active.values()) if (matches(filter, target.name)) found.push(target);
+    for (const target of this.#idle.values()) if (matches(filter, target.name)) found.push(target);
+    return found;
+  }
+
+  /**
+   * After which frontier the rings hold every message of every channel `filter` matches: the
+   * matching rings' own limits, the tombstones of matching channels the idle LRU dropped, and for
+   * channels the node knows nothing of, where it stopped knowing (its start, or an evicted tombstone).
+   */
+  #patternReplayableAfter(filter: CompiledFilter, held: readonly Channel[]): Frontier {
+    let after = this.#forgottenThrough;
+    for (const target of held) after = after.max(target.replayableAfter);
+    this.#tombstones.forEach((lost, name) => {
+      if (matches(filter, name)) after = after.max(lost);
+    });
+    return after;
   }
 
   #recover(target: Channel, from: ResumePoint): Recovery {
@@ -273,20 +367,26 @@ export class ChannelEngine implements MessageSink {
     let target = this.#active.get(message.channel);
     if (target) {
       target.append(message, now);
-      for (const subscriber of target.subscribers) {
-        try {
-          subscriber.deliver(message);
-          this.stats.deliveries++;
-        } catch (error) {
-          this.stats.deliveryErrors++;
-          this.onDeliveryError(error, message.channel);
-        }
-      }
-      return;
+      this.#deliver(target.subscribers, message);
+    } else {
+      target = this.#idle.get(message.channel) ?? new Channel(message.channel, this.#options.ring, this.#replayableAfterForNew(message.channel, true));
+      target.append(message, now);
+      this.#putIdle(target);
     }
-    target = this.#idle.get(message.channel) ?? new Channel(message.channel, this.#options.ring, this.#replayableAfterForNew(message.channel, true));
-    target.append(message, now);
-    this.#putIdle(target);
+    if (this.#patterns.size === 0) return;
+    for (const entry of target.patternMatches(this.#patterns)) this.#deliver(entry.subscribers, message);
+  }
+
+  #deliver(subscribers: ReadonlySet<Subscriber>, message: PreparedMessage): void {
+    for (const subscriber of subscribers) {
+      try {
+        subscriber.deliver(message);
+        this.stats.deliveries++;
+      } catch (error) {
+        this.stats.deliveryErrors++;
+        this.onDeliveryError(error, message.channel);
+      }
+    }
   }
 
   /** (Re)inserts an idle channel so the LRU counts its current size and evicts to stay in budget. */
@@ -328,8 +428,10 @@ export class ChannelEngine implements MessageSink {
 }
 
 /** Several channels' backlogs as one stream in dispatch order, which every cursor on it relies on. */
-export function mergeBacklogs(recoveries: readonly Recovery[]): PreparedMessage[] {
+export function mergeBacklogs(recoveries: readonly Pick<Recovery, 'backlog'>[]): PreparedMessage[] {
   const withBacklog = recoveries.filter((recovery) => recovery.backlog.length > 0);
   if (withBacklog.length === 1) return (withBacklog[0] as Recovery).backlog;
-  return withBacklog.flatMap((recovery) => recovery.backlog).sort((a, b) => a.seq - b.seq);
+  const merged = withBacklog.flatMap((recovery) => recovery.backlog).sort((a, b) => a.seq - b.seq);
+  // A channel and a pattern (or two patterns) matching it share its ring: each message once.
+  return merged.filter((message, index) => index === 0 || merged[index - 1] !== message);
 }

@@ -23,6 +23,11 @@ export interface WireFormat {
 
 let nextSlot = 0;
 
+/** Envelope fields that also name the pattern subscription a message came through. */
+function withSub(sub: string, fields: string): string {
+  return `"sub":${JSON.stringify(sub)},${fields}`;
+}
+
 export function defineWireFormat(name: string, encode: (fields: string, cursor: string) => Buffer): WireFormat {
   return { name, slot: nextSlot++, encode };
 }
@@ -36,6 +41,8 @@ export interface DeltaBase {
 export class PreparedMessage {
   #fields: string | undefined;
   readonly #encodings: (Buffer | undefined)[] = [];
+  /** Bytes naming a pattern subscription (`sub`), by format, delta variant and pattern; rarely needed. */
+  #byPattern: Map<string, Buffer> | undefined;
   /** Per codec variant: the delta's envelope fields, null when the full message is smaller. */
   readonly #deltas: (string | null | undefined)[] = [];
   /**
@@ -104,9 +111,10 @@ export class PreparedMessage {
    * The shared bytes of this message in `format`: a delta with `codec` when one is worth sending
    * (the caller has checked the client holds the base), else the full message.
    */
-  encoded(format: WireFormat, codec: DeltaCodec | null = null): Buffer {
+  encoded(format: WireFormat, codec: DeltaCodec | null = null, sub?: string): Buffer {
     const delta = codec ? this.deltaFields(codec) : undefined;
     const index = format.slot * DELTA_VARIANTS + (delta === undefined ? 0 : (codec as DeltaCodec).variant);
+    if (sub !== undefined) return this.#tagged(format, index, delta, sub);
     let bytes = this.#encodings[index];
     if (bytes === undefined) {
       bytes = format.encode(delta ?? this.envelopeFields, this.cursor);
@@ -116,13 +124,39 @@ export class PreparedMessage {
   }
 
   /**
+   * The bytes for subscribers of the pattern `sub` (which the envelope then names): shared by
+   * every subscriber of that pattern, as the plain bytes are by a channel's.
+   */
+  #tagged(format: WireFormat, index: number, delta: string | undefined, sub: string): Buffer {
+    this.#byPattern ??= new Map();
+    const key = `${index}\n${sub}`;
+    let bytes = this.#byPattern.get(key);
+    if (bytes === undefined) {
+      bytes = format.encode(withSub(sub, delta ?? this.envelopeFields), this.cursor);
+      this.#byPattern.set(key, bytes);
+    }
+    return bytes;
+  }
+
+  /**
    * Bytes carrying another cursor than the message's own: only for a subscriber whose cursor is
    * ahead of this node on some partition (it came from a node that had read further), where the
    * shared cursor would move the client's cursor backwards.
    */
-  encodedWithCursor(format: WireFormat, cursor: Frontier, codec: DeltaCodec | null = null): Buffer {
+  encodedWithCursor(format: WireFormat, cursor: Frontier, codec: DeltaCodec | null = null, sub?: string): Buffer {
     const delta = codec ? this.deltaFields(codec) : undefined;
-    return format.encode(delta ?? this.envelopeFields, this.frontier.max(cursor).toString());
+    const fields = delta ?? this.envelopeFields;
+    return format.encode(sub === undefined ? fields : withSub(sub, fields), this.frontier.max(cursor).toString());
+  }
+
+  /**
+   * A snapshot message (`snapshot=latest`): the newest of its channel, sent before live with the
+   * subscription's start cursor (which covers it), flagged `"snapshot": true`. Built per
+   * subscribe, not shared: it carries that subscribe's cursor.
+   */
+  encodedSnapshot(format: WireFormat, cursor: Frontier, sub?: string): Buffer {
+    const fields = '"snapshot":true,' + this.envelopeFields;
+    return format.encode(sub === undefined ? fields : withSub(sub, fields), cursor.toString());
   }
 
   /** True when this message is at or before `cursor` (the holder of `cursor` has it already). */

@@ -13,10 +13,18 @@ import type { Subscriber } from './channel.js';
 import type { ChannelEngine, Recovery, ResumePoint } from './engine.js';
 import type { Frontier } from '../log/position.js';
 import type { PreparedMessage, WireFormat } from './prepared-message.js';
+import { compileFilter, isPattern, matches, type CompiledFilter } from '../protocol/channel-filter.js';
 
 /** What a transport gives a session: a place to write shared bytes, and a way to hang up. */
 export interface SessionSink {
   readonly format: WireFormat;
+  /**
+   * True when each subscription is its own stream (WebSocket: per-subscription cursors): a message
+   * matching two subscriptions is sent through each, and one sent through a pattern names it in
+   * `sub`. False (SSE): the session is one stream, and a message is sent once however many of its
+   * subscriptions match it.
+   */
+  readonly streamPerSubscription: boolean;
   /** Bytes accepted by write() and not yet handed to the network. */
   readonly bufferedAmount: number;
   write(bytes: Buffer): void;
@@ -28,6 +36,9 @@ export interface SessionLimits {
   /** Most bytes the outbox may hold before the client counts as slow. */
   readonly maxBufferedBytes: number;
 }
+
+/** Channels a pattern subscription remembers a delta base for. */
+const MAX_DELTA_BASES = 1024;
 
 export class Subscription implements Subscriber {
   /**
@@ -47,15 +58,44 @@ export class Subscription implements Subscriber {
    */
   held: PreparedMessage[] | null = null;
   heldBytes = 0;
+  /** For a pattern (`a/+`, `a/#`): its levels, for routing; null for a single channel. */
+  readonly filter: CompiledFilter | null;
+  /**
+   * A pattern subscription's last sent id per channel (a delta's base is per channel). Bounded:
+   * when full it starts again, which only costs full messages until each channel's next one.
+   */
+  #lastSentIds: Map<string, string> | null = null;
 
   constructor(
     readonly session: Session,
+    /** The channel, or the pattern, subscribed. */
     readonly channel: string,
     floor: Frontier | null,
     /** The delta codec the client asked for, or null for full messages. */
     readonly delta: DeltaCodec | null,
   ) {
     this.floor = floor;
+    this.filter = isPattern(channel) ? compileFilter(channel) : null;
+  }
+
+  /** Does a message of `channel` belong to this subscription? */
+  covers(channel: string): boolean {
+    return this.filter === null ? channel === this.channel : matches(this.filter, channel);
+  }
+
+  lastSentOn(channel: string): string | undefined {
+    return this.filter === null ? this.lastSentId : this.#lastSentIds?.get(channel);
+  }
+
+  sentOn(channel: string, id: string): void {
+    if (this.filter === null) {
+      this.lastSentId = id;
+      return;
+    }
+    if (this.delta === null) return;
+    this.#lastSentIds ??= new Map();
+    if (this.#lastSentIds.size >= MAX_DELTA_BASES && !this.#lastSentIds.has(channel)) this.#lastSentIds.clear();
+    this.#lastSentIds.set(channel, id);
   }
 
   deliver(message: PreparedMessage): void {
@@ -74,6 +114,8 @@ export class Session {
    * then on the client may fall behind the live stream by at most maxBufferedBytes.
    */
   #allowance = 0;
+  /** The last message sent on a one-stream session: a message matching several subscriptions goes once. */
+  #lastSeq = 0;
   /** Messages written, for the metrics. */
   delivered = 0;
 
@@ -131,14 +173,22 @@ export class Session {
 
   /** Sends what held subscriptions kept meanwhile, and from now on live messages as they come. */
   release(): void {
-    const pending: PreparedMessage[] = [];
+    const pending: { subscription: Subscription; message: PreparedMessage }[] = [];
     for (const subscription of this.#subscriptions.values()) {
       if (subscription.held === null) continue;
-      pending.push(...subscription.held);
+      for (const message of subscription.held) pending.push({ subscription, message });
       subscription.held = null;
       subscription.heldBytes = 0;
     }
-    if (pending.length > 0) this.replay(pending.length > 1 ? pending.sort((a, b) => a.seq - b.seq) : pending);
+    if (pending.length === 0) return;
+    if (pending.length > 1) pending.sort((a, b) => a.message.seq - b.message.seq);
+    this.#replaying = true;
+    try {
+      for (const { subscription, message } of pending) this.send(subscription, message);
+    } finally {
+      this.#replaying = false;
+    }
+    this.#allowance = Math.max(this.#allowance, this.sink.bufferedAmount - this.limits.maxBufferedBytes);
   }
 
   unsubscribe(channel: string): boolean {
@@ -149,12 +199,15 @@ export class Session {
     return true;
   }
 
-  /** Sends a backlog (possibly merged from several channels, oldest first). */
-  replay(messages: readonly PreparedMessage[]): void {
+  /**
+   * Sends a backlog (possibly merged from several channels, oldest first) through the
+   * subscriptions `among` names (by default all): a pattern's backlog goes through the pattern.
+   */
+  replay(messages: readonly PreparedMessage[], among?: readonly string[]): void {
     this.#replaying = true;
     try {
       for (const message of messages) {
-        const subscription = this.#subscriptions.get(message.channel);
+        const subscription = this.#route(message.channel, among);
         if (subscription) this.send(subscription, message);
       }
     } finally {
@@ -168,14 +221,14 @@ export class Session {
    * and at or before the cursor the subscriptions were made with (their floor), so they bypass
    * the floor check; each carries its own cursor, advancing record by record.
    */
-  replayFromLog(messages: readonly PreparedMessage[]): void {
+  replayFromLog(messages: readonly PreparedMessage[], among?: readonly string[]): void {
     this.#replaying = true;
     try {
       for (const message of messages) {
-        const subscription = this.#subscriptions.get(message.channel);
+        const subscription = this.#route(message.channel, among);
         if (!subscription || this.#closed) continue;
-        subscription.lastSentId = message.id;
-        this.sink.write(message.encoded(this.sink.format));
+        subscription.sentOn(message.channel, message.id);
+        this.sink.write(message.encoded(this.sink.format, null, this.#tag(subscription)));
         this.delivered++;
       }
     } finally {
@@ -189,6 +242,26 @@ export class Session {
       for (const subscription of this.#subscriptions.values()) {
         if (subscription.held !== null) subscription.floor = subscription.floor ? subscription.floor.max(last.frontier) : last.frontier;
       }
+    }
+    this.#allowance = Math.max(this.#allowance, this.sink.bufferedAmount - this.limits.maxBufferedBytes);
+  }
+
+  /**
+   * Sends a subscribe's snapshot (the newest message of each channel, `snapshot=latest`) with the
+   * subscription's start cursor: a fresh subscribe starts there, and these lie at or before it.
+   */
+  replaySnapshot(messages: readonly PreparedMessage[], cursor: Frontier, among?: readonly string[]): void {
+    this.#replaying = true;
+    try {
+      for (const message of messages) {
+        const subscription = this.#route(message.channel, among);
+        if (!subscription || this.#closed) continue;
+        subscription.sentOn(message.channel, message.id);
+        this.sink.write(message.encodedSnapshot(this.sink.format, cursor, this.#tag(subscription)));
+        this.delivered++;
+      }
+    } finally {
+      this.#replaying = false;
     }
     this.#allowance = Math.max(this.#allowance, this.sink.bufferedAmount - this.limits.maxBufferedBytes);
   }
@@ -211,24 +284,51 @@ export class Session {
 
   send(subscription: Subscription, message: PreparedMessage): void {
     if (this.#closed) return;
+    if (!this.sink.streamPerSubscription) {
+      // One stream: a message that several of its subscriptions match (a channel and a pattern)
+      // comes once from each, one right after the other (live, held or merged): send it once.
+      if (message.seq !== 0 && message.seq === this.#lastSeq) return;
+      this.#lastSeq = message.seq;
+    }
     const format = this.sink.format;
     const floor = subscription.floor;
     if (floor !== null && message.isCoveredBy(floor)) return; // the client has it already
     const base = message.deltaBase;
-    const codec = subscription.delta !== null && base !== undefined && base.id === subscription.lastSentId ? subscription.delta : null;
+    const codec = subscription.delta !== null && base !== undefined && base.id === subscription.lastSentOn(message.channel) ? subscription.delta : null;
+    const tag = this.#tag(subscription);
     let bytes: Buffer;
     if (floor === null) {
-      bytes = message.encoded(format, codec);
+      bytes = message.encoded(format, codec, tag);
     } else if (message.frontier.covers(floor)) {
       subscription.floor = null;
-      bytes = message.encoded(format, codec);
+      bytes = message.encoded(format, codec, tag);
     } else {
-      bytes = message.encodedWithCursor(format, floor, codec);
+      bytes = message.encodedWithCursor(format, floor, codec, tag);
     }
-    subscription.lastSentId = message.id;
+    subscription.sentOn(message.channel, message.id);
     this.sink.write(bytes);
     this.delivered++;
     this.#checkOutbox();
+  }
+
+  /** The pattern a message names in `sub`: only through a pattern, on a stream per subscription. */
+  #tag(subscription: Subscription): string | undefined {
+    return subscription.filter !== null && this.sink.streamPerSubscription ? subscription.channel : undefined;
+  }
+
+  /** The subscription a replayed message goes through: its channel's own, else the first pattern matching it. */
+  #route(channel: string, among: readonly string[] | undefined): Subscription | undefined {
+    if (among === undefined) {
+      const exact = this.#subscriptions.get(channel);
+      if (exact) return exact;
+      for (const subscription of this.#subscriptions.values()) if (subscription.covers(channel)) return subscription;
+      return undefined;
+    }
+    for (const key of among) {
+      const subscription = this.#subscriptions.get(key);
+      if (subscription?.covers(channel)) return subscription;
+    }
+    return undefined;
   }
 
   /** Writes bytes that are not channel messages (replies, notices), with the same outbox limit. */

@@ -4,6 +4,8 @@
  * say which channels a grant covers; a subscription may name one too.
  */
 
+import { channelNameProblem } from './channel-name.js';
+
 /** A filter split into levels, checked once so that matching never has to. */
 export type CompiledFilter = readonly string[];
 
@@ -16,6 +18,18 @@ export function filterProblem(filter: string): string | undefined {
   const hash = levels.indexOf('#');
   if (hash !== -1 && hash !== levels.length - 1) return '"#" may only be the last level of a filter';
   return undefined;
+}
+
+/** Why `name` cannot be subscribed (a channel or a pattern), or undefined. */
+export function subscriptionProblem(name: unknown): string | undefined {
+  return channelNameProblem(name) ?? filterProblem(name as string);
+}
+
+/** Why messages cannot be published to `name` (a pattern level is for subscribing), or undefined. */
+export function publishedChannelProblem(name: unknown): string | undefined {
+  const problem = channelNameProblem(name);
+  if (problem) return problem;
+  return isPattern(name as string) ? 'a published channel may not have a "+" or "#" level: those are pattern levels, for subscribing' : undefined;
 }
 
 export function compileFilter(filter: string): CompiledFilter {

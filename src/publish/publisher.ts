@@ -7,7 +7,7 @@ import { LRUCache } from 'lru-cache';
 import { authorize } from '../auth/entitlements.js';
 import type { Identity } from '../auth/identity.js';
 import { PushError } from '../errors.js';
-import { channelNameProblem } from '../protocol/channel-name.js';
+import { publishedChannelProblem } from '../protocol/channel-filter.js';
 import { payloadFromValue } from '../protocol/envelope.js';
 import type { PublishMessage, Source } from '../log/source.js';
 
@@ -61,7 +61,7 @@ export class Publisher {
       const { channel, data } = item as { channel?: unknown; data?: unknown };
       // A missing field is a malformed request (as on the WebSocket); a name that breaks the rules is a bad channel.
       if (channel === undefined) throw new PushError('bad_request', `${where}channel is required`);
-      const problem = channelNameProblem(channel);
+      const problem = publishedChannelProblem(channel);
       if (problem) throw new PushError('bad_channel', `${where}${problem}`);
       if (data === undefined) throw new PushError('bad_request', `${where}data is required`);
       const payload = payloadFromValue(data);

@@ -11,6 +11,7 @@ import { PreparedMessage } from '../engine/prepared-message.js';
 import { rateLimitedLog, type Logger } from '../logger.js';
 import type { RecordRouter } from '../routing/record-router.js';
 import type { LogRecord } from '../log/source.js';
+import { compileFilter, isPattern, matches } from '../protocol/channel-filter.js';
 
 /** A log that can read a past range of one partition. */
 export interface RangeSource {
@@ -50,7 +51,7 @@ export class LogReadBack {
   async read(channels: readonly string[], cursor: Frontier, gaps: Gaps): Promise<ReadBack> {
     const messages: PreparedMessage[] = [];
     const resets: ResetNotice[] = [];
-    const wanted = new Set(channels);
+    const wanted = channelMatcher(channels);
     let records = 0;
     let at = cursor;
     for (const [partition, upTo] of gaps) {
@@ -77,7 +78,7 @@ export class LogReadBack {
   }
 
   /** Routes records like live ones and keeps the messages of `wanted` channels after `start`, up to `end`. */
-  #replay(records: readonly LogRecord[], wanted: ReadonlySet<string>, start: Frontier, end: Frontier, out: PreparedMessage[]): Frontier {
+  #replay(records: readonly LogRecord[], wanted: (channel: string) => boolean, start: Frontier, end: Frontier, out: PreparedMessage[]): Frontier {
     let cursor = start;
     const now = Date.now();
     for (const record of records) {
@@ -89,13 +90,21 @@ export class LogReadBack {
         if (record.offset > (end.offsets[record.partition] as number) || !end.includes(record.partition, record.offset, item)) return;
         if (cursor.includes(record.partition, record.offset, item)) return;
         cursor = cursor.withPosition(record.partition, record.offset, i === last ? WHOLE_RECORD : item);
-        if (!wanted.has(message.channel)) return;
+        if (!wanted(message.channel)) return;
         out.push(new PreparedMessage(message.channel, record.partition, record.offset, item, messageId(record.partition, record.offset, message.item), message.ts, message.payload, cursor, 0, now));
       });
       if (last < 0) cursor = cursor.max(cursor.withPosition(record.partition, record.offset, WHOLE_RECORD));
     }
     return cursor;
   }
+}
+
+/** Does a channel belong to a request of channels and patterns? */
+function channelMatcher(channels: readonly string[]): (channel: string) => boolean {
+  const exact = new Set(channels.filter((channel) => !isPattern(channel)));
+  const patterns = channels.filter(isPattern).map(compileFilter);
+  if (patterns.length === 0) return (channel) => exact.has(channel);
+  return (channel) => exact.has(channel) || patterns.some((pattern) => matches(pattern, channel));
 }
 
 /** `from` is the client's own cursor, as protocol.md promises; `to` where what follows is complete. */

@@ -19,6 +19,8 @@
  * over deepResumeMaxRecords, the cursor names another epoch, or there is no log to read.
  */
 import { authorize, isAllowed } from '../auth/entitlements.js';
+import { PushError } from '../errors.js';
+import { isPattern } from '../protocol/channel-filter.js';
 import type { Identity } from '../auth/identity.js';
 import type { DeltaCodec } from '../delta/codec.js';
 import { mergeBacklogs, type ChannelEngine, type Recovery, type ResetNotice, type ResumePoint } from '../engine/engine.js';
@@ -50,14 +52,35 @@ export interface StreamPlan {
   readonly startCursor: Frontier;
   /** True when the client resumed from a cursor and nothing is missing. */
   readonly resumed: boolean;
+  /**
+   * `snapshot=latest` on a fresh subscribe: the newest held message of each channel, taken at
+   * registration. Send with session.replaySnapshot() before the rest, with startCursor.
+   */
+  readonly snapshot: readonly PreparedMessage[];
+}
+
+/** What a subscribe asks for besides its channels and cursor. */
+export interface SubscribeOptions {
+  /** `latest`: first the newest held message of each channel (only when starting without a cursor). */
+  readonly snapshot?: 'latest';
 }
 
 /** A long-poll answer: what follows the cursor, at most `max`, and the cursor to continue from. */
 export interface PollAnswer {
   readonly messages: readonly PreparedMessage[];
+  /** The messages are a snapshot (`snapshot=latest` on a poll without a cursor). */
+  readonly snapshot?: boolean;
   readonly resets: readonly ResetNotice[];
   readonly cursor: Frontier;
 }
+
+/** What one connection may ask of the pattern index (every pattern costs each published message a little). */
+export interface PatternLimits {
+  readonly maxPatternsPerConnection: number;
+  readonly maxPatternLevels: number;
+}
+
+const DEFAULT_PATTERN_LIMITS: PatternLimits = { maxPatternsPerConnection: 20, maxPatternLevels: 16 };
 
 export class Resumer {
   readonly stats: ResumeStats = { ring: 0, log: 0, reset: {}, recordsReadBack: 0 };
@@ -66,6 +89,7 @@ export class Resumer {
     private readonly engine: ChannelEngine,
     /** Absent when the source keeps no past (the embedded log): the rings are all there is. */
     private readonly readBack?: LogReadBack,
+    private readonly patternLimits: PatternLimits = DEFAULT_PATTERN_LIMITS,
   ) {}
 
   /** Reads a client's cursor text (undefined or empty: from now). */
@@ -79,15 +103,26 @@ export class Resumer {
    * undefined when the session closed meanwhile. Rejects (before subscribing anything) with
    * 401/403 when `identity` may not subscribe to one of the channels.
    */
-  async subscribe(identity: Identity, session: Session, channels: readonly string[], from: ResumePoint, delta: DeltaCodec | null): Promise<StreamPlan | undefined> {
-    this.checkSubscribe(identity, channels);
+  async subscribe(identity: Identity, session: Session, channels: readonly string[], from: ResumePoint, delta: DeltaCodec | null, options: SubscribeOptions = {}): Promise<StreamPlan | undefined> {
+    this.checkSubscribe(identity, channels, session.channels().filter((held) => !channels.includes(held)));
     const recoveries = channels.map((channel) => session.subscribe(channel, from, delta, { held: true }));
+    // In the registration step: everything live comes after it.
+    const snapshot = this.#snapshot(channels, from, options);
     // Held live messages all come after this point.
     const registeredAt = this.engine.frontier();
     const { resets, fromLog, backlog } = await this.#complete(recoveries, channels, from);
     if (session.closed) return undefined;
     const startCursor = this.#startCursor(from, fromLog, backlog, resets, registeredAt);
-    return { resets, fromLog, backlog, startCursor, resumed: from.kind === 'cursor' && resets.length === 0 };
+    return { resets, fromLog, backlog, startCursor, resumed: from.kind === 'cursor' && resets.length === 0, snapshot };
+  }
+
+  /**
+   * The newest held message of each channel, for a subscribe without a cursor. A resume gets what
+   * it missed instead (which ends with the newest anyway).
+   */
+  #snapshot(channels: readonly string[], from: ResumePoint, options: SubscribeOptions): PreparedMessage[] {
+    if (options.snapshot !== 'latest' || from.kind !== 'now') return [];
+    return mergeBacklogs(channels.map((channel) => ({ backlog: this.engine.latest(channel) })));
   }
 
   /**
@@ -95,8 +130,10 @@ export class Resumer {
    * the gaps noted in one synchronous step, before any read from the log, so messages arriving
    * during the read cannot push the needed ones out of a ring.
    */
-  async collect(identity: Identity, channels: readonly string[], from: ResumePoint, max: number): Promise<PollAnswer> {
+  async collect(identity: Identity, channels: readonly string[], from: ResumePoint, max: number, options: SubscribeOptions = {}): Promise<PollAnswer> {
     this.checkSubscribe(identity, channels);
+    const snapshot = this.#snapshot(channels, from, options);
+    if (snapshot.length > 0) return { messages: snapshot.slice(-max), snapshot: true, resets: [], cursor: this.engine.frontier() };
     const recoveries = channels.map((channel) => this.engine.recover(channel, from));
     const frontier = this.engine.frontier();
     const { resets, fromLog, backlog } = await this.#complete(recoveries, channels, from);
@@ -115,7 +152,16 @@ export class Resumer {
    * collect() check by themselves; a transport calls this too when it must refuse before it
    * commits to a response (an SSE stream's status line).
    */
-  checkSubscribe(identity: Identity, channels: readonly string[]): void {
+  checkSubscribe(identity: Identity, channels: readonly string[], alsoHeld: readonly string[] = []): void {
+    const patterns = channels.filter(isPattern);
+    if (patterns.length > 0) {
+      const { maxPatternsPerConnection, maxPatternLevels } = this.patternLimits;
+      const total = patterns.length + alsoHeld.filter(isPattern).length;
+      if (total > maxPatternsPerConnection) throw new PushError('too_many_channels', `at most ${maxPatternsPerConnection} pattern subscriptions per connection`);
+      for (const pattern of patterns) {
+        if (pattern.split('/').length > maxPatternLevels) throw new PushError('bad_channel', `a pattern may have at most ${maxPatternLevels} levels`, { channel: pattern });
+      }
+    }
     for (const channel of channels) authorize(identity, 'sub', channel);
   }
 

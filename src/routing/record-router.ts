@@ -3,7 +3,7 @@
  * and the payload from the value; a record it cannot route is reported and skipped, never fatal.
  */
 import type { RoutedMessage } from '../log/routed-message.js';
-import { channelNameProblem } from '../protocol/channel-name.js';
+import { publishedChannelProblem } from '../protocol/channel-filter.js';
 import { payloadFromBytes } from '../protocol/envelope.js';
 import type { LogRecord } from '../log/source.js';
 
@@ -26,7 +26,7 @@ export class KeyRouter implements RecordRouter {
   route(record: LogRecord): RouteResult {
     const channel = record.key;
     if (channel === null) return { ok: false, problem: 'record has no key to name its channel' };
-    const problem = channelNameProblem(channel);
+    const problem = publishedChannelProblem(channel);
     if (problem) return { ok: false, problem: `record key is not a valid channel name: ${problem}` };
     const payload = record.payload ?? payloadFromBytes(record.value ?? new Uint8Array(0));
     if (payload.bytes > this.maxMessageBytes) {

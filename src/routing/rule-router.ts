@@ -5,7 +5,7 @@
  * (a split). A record a rule cannot apply to is reported with the reason and skipped.
  */
 import type { RoutedMessage } from '../log/routed-message.js';
-import { channelNameProblem } from '../protocol/channel-name.js';
+import { publishedChannelProblem } from '../protocol/channel-filter.js';
 import { payloadFromBytes, payloadFromValue, type Payload } from '../protocol/envelope.js';
 import type { LogRecord } from '../log/source.js';
 import { ChannelTemplate } from './channel-template.js';
@@ -96,7 +96,7 @@ export class CompiledRule {
       channel = record.key;
     }
     channel = (this.rule.prefix ?? '') + channel;
-    const problem = channelNameProblem(channel);
+    const problem = publishedChannelProblem(channel);
     return problem ? { problem: `channel ${JSON.stringify(channel.slice(0, 80))} is not valid: ${problem}` } : { channel };
   }
 

@@ -83,6 +83,52 @@ describe('client library in Node', () => {
       expect(client.cursor).toMatch(/^[0-9a-z]+\./);
     });
 
+    it(`${transport}: a pattern and a channel it matches, with deltas, each handler gets its messages once, across disconnects`, async () => {
+      const prefix = `fleet/${transport}`;
+      const { client, watch } = open(proxy.url, transport);
+      const one: unknown[] = [];
+      client.subscribe(`${prefix}/+`, { delta: 'json-patch' }, watch.handler);
+      client.subscribe(`${prefix}/3`, { delta: 'json-patch' }, (message) => one.push(message.data));
+      await watch.waitFor(() => watch.connections >= 1, 'the first connection');
+      const expected: { channel: string; data: unknown }[] = [];
+      for (let round = 0; round < 4; round++) {
+        const messages = Array.from({ length: 20 }, (_, i) => ({ channel: `${prefix}/${i % 4}`, data: vehicle(i % 4, round * 20 + i) }));
+        // Not matched by the pattern (one level too deep).
+        messages.push({ channel: `${prefix}/3/extra`, data: vehicle(9, round) });
+        expected.push(...messages.filter((m) => !m.channel.endsWith('/extra')));
+        await publish(server.url, messages);
+        await watch.waitFor(() => watch.messages.length >= expected.length, `round ${round}: ${expected.length} messages`);
+        if (round === 1) proxy.cutAll();
+      }
+      client.close();
+      for (const vehicleChannel of [0, 1, 2, 3].map((n) => `${prefix}/${n}`)) {
+        expect(watch.dataOf(vehicleChannel), vehicleChannel).toEqual(expected.filter((m) => m.channel === vehicleChannel).map((m) => m.data));
+      }
+      expect(watch.messages).toHaveLength(expected.length);
+      expect(one).toEqual(expected.filter((m) => m.channel === `${prefix}/3`).map((m) => m.data));
+      expect(watch.resets).toEqual([]);
+    });
+
+    it(`${transport}: snapshot 'latest' starts a pattern with the newest message of each channel, then live`, async () => {
+      const prefix = `board/${transport}`;
+      await publish(server.url, [
+        { channel: `${prefix}/AAPL`, data: 1 },
+        { channel: `${prefix}/MSFT`, data: 2 },
+        { channel: `${prefix}/AAPL`, data: 3 },
+      ]);
+      const { client, watch } = open(proxy.url, transport);
+      client.subscribe(`${prefix}/+`, { snapshot: 'latest' }, watch.handler);
+      await watch.waitFor(() => watch.messages.length >= 2, 'the snapshot');
+      await publish(server.url, [{ channel: `${prefix}/MSFT`, data: 4 }]);
+      await watch.waitFor(() => watch.messages.length >= 3, 'a live message');
+      client.close();
+      expect(watch.messages.map((m) => [m.channel, m.data, m.snapshot ?? false])).toEqual([
+        [`${prefix}/MSFT`, 2, true],
+        [`${prefix}/AAPL`, 3, true],
+        [`${prefix}/MSFT`, 4, false],
+      ]);
+    });
+
     for (const delta of ['json-patch', 'vcdiff'] as const) {
       it(`${transport} with ${delta}: full messages rebuilt exactly, across a disconnect, in fewer bytes`, async () => {
         const channel = `veh/${transport}/${delta}`;

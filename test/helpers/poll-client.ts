@@ -11,11 +11,13 @@ export class PollTestClient extends BaseTestClient {
   polls = 0;
 
   readonly #delta: string | undefined;
+  readonly #snapshot: string | undefined;
 
   constructor(private readonly baseUrl: string, private readonly channels: string[], options: OpenOptions = {}, private readonly timeout = 5) {
     super();
     this.cursor = options.cursor;
     this.#delta = options.delta;
+    this.#snapshot = options.snapshot;
     const firstReply = this.#loop();
     firstReply.catch(() => {});
     // Long-poll is stateless: with a cursor the client is live at once (whatever follows the cursor
@@ -33,6 +35,7 @@ export class PollTestClient extends BaseTestClient {
           if (this.cursor !== undefined) params.set('cursor', this.cursor);
           params.set('timeout', String(this.timeout));
           if (this.#delta !== undefined) params.set('delta', this.#delta);
+          if (this.#snapshot !== undefined) params.set('snapshot', this.#snapshot);
           let body: { messages: never[]; cursor: string; resets?: never[] };
           try {
             const response = await fetch(`${this.baseUrl}/v1/poll?${params}`, { signal: this.#abort.signal });

@@ -21,6 +21,7 @@ export class SseTestClient extends BaseTestClient {
     const headers: Record<string, string> = {};
     if (options.cursor !== undefined) headers['last-event-id'] = options.cursor;
     if (options.delta !== undefined) params.set('delta', options.delta);
+    if (options.snapshot !== undefined) params.set('snapshot', options.snapshot);
     const url = `${baseUrl}/v1/sse?${params}${query}`;
     this.ready = new Promise((resolve, reject) => {
       this.#request = get(url, { headers }, (response) => {

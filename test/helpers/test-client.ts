@@ -71,6 +71,8 @@ export interface OpenOptions {
   readonly cursor?: string;
   /** Ask for delta-compressed messages (`json-patch` or `vcdiff`). */
   readonly delta?: string;
+  /** `latest`: the newest message of each channel first (a subscribe without a cursor). */
+  readonly snapshot?: 'latest';
 }
 
 export type ClientFactory = (baseUrl: string, channels: string[], options?: OpenOptions) => TestClient;

@@ -13,6 +13,19 @@ export interface ConformanceOptions {
   readonly canBeSlow: boolean;
   /** The close or disconnect code a slow client sees. */
   readonly slowCode?: number;
+  /**
+   * WebSocket: each subscription is its own stream, so a message matching a channel and a pattern
+   * of one socket comes once per subscription. SSE and long-poll carry one stream: once.
+   */
+  readonly streamPerSubscription?: boolean;
+}
+
+/** Does `pattern` take `channel`? The test's own matcher, written apart from src/. */
+function patternTakes(pattern: string, channel: string): boolean {
+  const want = pattern.split('/');
+  const have = channel.split('/');
+  if (want[want.length - 1] === '#') return have.length >= want.length - 1 && want.slice(0, -1).every((level, i) => level === '+' || level === have[i]);
+  return want.length === have.length && want.every((level, i) => level === '+' || level === have[i]);
 }
 
 const dataOf = (client: TestClient, channel: string): unknown[] => client.received.filter((m) => m.channel === channel).map((m) => m.data);
@@ -169,6 +182,140 @@ export function runConformance(name: string, open: ClientFactory, options: Confo
       await publish(url, [{ channel: 'conf/garbage', data: 'after' }]);
       await client.waitFor(() => client.received.length === 1, 'the message after the reset');
       expect(dataOf(client, 'conf/garbage')).toEqual(['after']);
+    });
+
+    it('delivers to a pattern exactly the channels it matches, each envelope naming its real channel', async () => {
+      const client = track(open(url, ['conf/pat/+', 'conf/tree/#']));
+      await client.ready;
+      await publish(url, [
+        { channel: 'conf/pat/a', data: 1 },
+        { channel: 'conf/pat/a/deeper', data: 'no: + is one level' },
+        { channel: 'conf/tree', data: 2 },
+        { channel: 'conf/pat', data: 'no: + needs a level' },
+        { channel: 'conf/tree/x/y/z', data: 3 },
+        { channel: 'conf/other/a', data: 'no' },
+        { channel: 'conf/pat/b', data: 4 },
+      ]);
+      await publish(url, [{ channel: 'conf/tree/end', data: 5 }]);
+      await client.waitFor(() => client.received.length === 5, '5 matching messages');
+      expect(client.received.map((m) => [m.channel, m.data])).toEqual([
+        ['conf/pat/a', 1],
+        ['conf/tree', 2],
+        ['conf/tree/x/y/z', 3],
+        ['conf/pat/b', 4],
+        ['conf/tree/end', 5],
+      ]);
+    });
+
+    it('resumes a pattern exactly from a cursor, across the channels it matches', async () => {
+      const first = track(open(url, ['conf/resume-pat/+']));
+      await first.ready;
+      await publish(url, [
+        { channel: 'conf/resume-pat/a', data: 1 },
+        { channel: 'conf/resume-pat/b', data: 2 },
+      ]);
+      await first.waitFor(() => first.received.length === 2, 'the first two');
+      first.drop();
+      await publish(url, [
+        { channel: 'conf/resume-pat/c', data: 3 },
+        { channel: 'conf/resume-pat/a', data: 4 },
+        { channel: 'conf/resume-pat', data: 'no' },
+        { channel: 'conf/resume-pat/b', data: 5 },
+      ]);
+      const again = track(open(url, ['conf/resume-pat/+'], { cursor: first.cursor as string }));
+      await again.ready;
+      await publish(url, [{ channel: 'conf/resume-pat/d', data: 6 }]);
+      await again.waitFor(() => again.received.length === 4, 'the three missed and one live');
+      expect(again.received.map((m) => m.data)).toEqual([3, 4, 5, 6]);
+      expect(again.resets).toEqual([]);
+    });
+
+    it(options.streamPerSubscription ? 'sends a message matching a channel and a pattern of one socket once per subscription' : 'sends a message matching a channel and a pattern of one stream once', async () => {
+      const client = track(open(url, ['conf/overlap/a', 'conf/overlap/#']));
+      await client.ready;
+      await publish(url, [
+        { channel: 'conf/overlap/a', data: 1 },
+        { channel: 'conf/overlap/b', data: 2 },
+      ]);
+      await publish(url, [{ channel: 'conf/overlap/end', data: 3 }]);
+      const expected = options.streamPerSubscription ? [1, 1, 2, 3] : [1, 2, 3];
+      await client.waitFor(() => client.received.length >= expected.length && client.received.some((m) => m.data === 3), 'the messages');
+      expect(client.received.map((m) => m.data)).toEqual(expected);
+    });
+
+    it('gives pattern subscribers exactly the matching messages of a seeded random stream', async () => {
+      const next = random(name.length * 104729);
+      const levels = ['x', 'y', 'z'];
+      const randomName = (pattern: boolean): string => {
+        const depth = 1 + Math.floor(next() * 3);
+        const parts = ['conf', 'rnd'];
+        for (let i = 0; i < depth; i++) {
+          const roll = next();
+          if (pattern && roll < 0.3) parts.push('+');
+          else if (pattern && roll < 0.45 && i === depth - 1) parts.push('#');
+          else parts.push(levels[Math.floor(next() * levels.length)] as string);
+        }
+        return parts.join('/');
+      };
+      const patterns = [...new Set(Array.from({ length: 6 }, () => randomName(true)))];
+      const subscribers = patterns.map((pattern) => ({ pattern, client: track(open(url, [pattern])) }));
+      await Promise.all(subscribers.map(({ client }) => client.ready));
+      const sent: { channel: string; data: number }[] = [];
+      for (let batch = 0; batch < 10; batch++) {
+        const messages = Array.from({ length: 30 }, (_, i) => ({ channel: randomName(false), data: batch * 30 + i }));
+        sent.push(...messages);
+        await publish(url, messages);
+      }
+      for (const { pattern, client } of subscribers) {
+        const expected = sent.filter((m) => patternTakes(pattern, m.channel)).map((m) => [m.channel, m.data]);
+        await client.waitFor(() => client.received.length >= expected.length, `${expected.length} messages on ${pattern}`);
+        expect(client.received.map((m) => [m.channel, m.data]), pattern).toEqual(expected);
+      }
+    });
+
+    it('sends the newest message of each matching channel first with snapshot=latest, flagged, then live', async () => {
+      await publish(url, [
+        { channel: 'conf/snap/a', data: 'a1' },
+        { channel: 'conf/snap/b', data: 'b1' },
+        { channel: 'conf/snap/a', data: 'a2' },
+        { channel: 'conf/snap/c/deeper', data: 'no' },
+      ]);
+      const client = track(open(url, ['conf/snap/+', 'conf/snap/none'], { snapshot: 'latest' }));
+      await client.ready;
+      await client.waitFor(() => client.received.length >= 2, 'the snapshot');
+      const start = client.cursor;
+      await publish(url, [{ channel: 'conf/snap/b', data: 'b2' }]);
+      await client.waitFor(() => client.received.length >= 3, 'a live message');
+      expect(client.received.map((m) => [m.data, (m as { snapshot?: boolean }).snapshot ?? false])).toEqual([
+        ['b1', true],
+        ['a2', true],
+        ['b2', false],
+      ]);
+      expect(start).toMatch(/^[0-9a-z]+\./);
+      // A resume from a cursor gets what it missed, not a snapshot.
+      const again = track(open(url, ['conf/snap/+'], { snapshot: 'latest', cursor: client.cursor as string }));
+      await again.ready;
+      await publish(url, [{ channel: 'conf/snap/a', data: 'a3' }]);
+      await again.waitFor(() => again.received.length >= 1, 'the next message');
+      expect(again.received.map((m) => m.data)).toEqual(['a3']);
+    });
+
+    it('holds a connection to maxPatternsPerConnection patterns of at most maxPatternLevels levels', async () => {
+      const many = open(url, Array.from({ length: 21 }, (_, i) => `conf/limit/${i}/+`));
+      await expect(many.ready).rejects.toMatchObject({ code: 'too_many_channels' });
+      const deep = open(url, [`conf/${Array.from({ length: 15 }, () => 'x').join('/')}/#`]);
+      await expect(deep.ready).rejects.toMatchObject({ code: 'bad_channel' });
+      // Twenty, and sixteen levels, are fine.
+      const fine = track(open(url, [...Array.from({ length: 19 }, (_, i) => `conf/limit/${i}/+`), `conf/${Array.from({ length: 14 }, () => 'x').join('/')}/#`]));
+      await fine.ready;
+    });
+
+    it('refuses # anywhere but last, and a publish to a pattern name, with bad_channel', async () => {
+      const bad = open(url, ['conf/#/x']);
+      await expect(bad.ready).rejects.toMatchObject({ code: 'bad_channel' });
+      const response = await fetch(`${url}/v1/publish`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ channel: 'conf/+', data: 1 }) });
+      expect(response.status).toBe(400);
+      expect(((await response.json()) as { error: { code: string } }).error.code).toBe('bad_channel');
     });
 
     it('refuses an invalid channel name with a precise error, and keeps serving', async () => {

@@ -5,7 +5,7 @@ import { publish, startTestServer } from '../helpers/server.js';
 import { WsTestClient } from '../helpers/ws-client.js';
 import { runConformance } from './conformance.js';
 
-runConformance('WebSocket', (url, channels, options) => new WsTestClient(url, channels, options), { canBeSlow: true, slowCode: 4008 });
+runConformance('WebSocket', (url, channels, options) => new WsTestClient(url, channels, options), { canBeSlow: true, slowCode: 4008, streamPerSubscription: true });
 
 describe('WebSocket specifics', () => {
   let server: RunningServer;

@@ -9,6 +9,7 @@ import type { ResetNotice, WireMessage } from '../types.js';
 import {
   authorization,
   channelParams,
+  deliver,
   groupSubscriptions,
   rejectForbidden,
   requestFailure,
@@ -69,8 +70,7 @@ export class PollTransport implements Transport {
       let cut = false;
       for (const wire of reply.messages) {
         if (delivered.has(wire.id)) continue;
-        const subscription = byChannel.get(wire.channel);
-        if (subscription && !subscription.receive(wire)) {
+        if (!deliver(subscriptions, byChannel, wire)) {
           cut = true;
           break;
         }

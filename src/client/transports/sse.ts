@@ -16,6 +16,7 @@ import { SseParser, type SseEvent } from './sse-parser.js';
 import {
   authorization,
   channelParams,
+  deliver,
   groupSubscriptions,
   rejectForbidden,
   requestFailure,
@@ -165,9 +166,8 @@ class SseStream {
           break;
         case 'message': {
           const wire = JSON.parse(event.data) as WireMessage;
-          const subscription = this.#byChannel.get(wire.channel);
           // A missing delta base: reconnect from the cursor before this event (it was not advanced).
-          if (subscription && !subscription.receive(wire)) return { kind: 'resubscribe', reason: `missing delta base on ${wire.channel}` };
+          if (!deliver(this.subscriptions, this.#byChannel, wire)) return { kind: 'resubscribe', reason: `missing delta base on ${wire.channel}` };
           this.#advance(event.id);
           if (this.#live) {
             oldest = Math.min(oldest, wire.ts);

@@ -7,7 +7,7 @@ import type { FailureKind } from '../fallback-policy.js';
 import type { ResolvedOptions } from '../options.js';
 import type { Subscription } from '../subscription.js';
 import type { TokenSource } from '../token-source.js';
-import { EdgePushError, type ResetNotice, type TransportName } from '../types.js';
+import { EdgePushError, type ResetNotice, type TransportName, type WireMessage } from '../types.js';
 
 export type TransportFailure =
   /** `retryAfter`: the server's Retry-After (ms), the least time to wait before the next attempt. */
@@ -55,11 +55,28 @@ export interface Transport {
   close(): void;
 }
 
+/**
+ * Hands a message of an SSE stream or a poll reply to the subscriptions it belongs to: its
+ * channel's own and every pattern matching it (the server sends it once). False when one of them
+ * lacks a delta base: the caller resubscribes from the cursor before it.
+ */
+export function deliver(subscriptions: readonly Subscription[], byChannel: ReadonlyMap<string, Subscription>, wire: WireMessage): boolean {
+  let ok = true;
+  const own = byChannel.get(wire.channel);
+  if (own && !own.receive(wire)) ok = false;
+  for (const subscription of subscriptions) {
+    if (subscription !== own && subscription.covers(wire.channel) && !subscription.receive(wire)) ok = false;
+  }
+  return ok;
+}
+
 /** Channel parameters shared by the SSE and long-poll URLs. */
 export function channelParams(subscriptions: readonly Subscription[], delta: string | undefined): URLSearchParams {
   const params = new URLSearchParams();
   for (const subscription of subscriptions) params.append('channel', subscription.channel);
   if (delta) params.set('delta', delta);
+  // Grouped apart (groupSubscriptions), so a whole request asks for it or none does.
+  if (subscriptions.length > 0 && subscriptions.every((subscription) => subscription.wantsSnapshot)) params.set('snapshot', 'latest');
   return params;
 }
 
@@ -84,6 +101,14 @@ export function groupSubscriptions(subscriptions: readonly Subscription[]): Subs
     else groups.set(key, [subscription]);
   }
   for (const subscription of withoutCursor) {
+    // A snapshot is only sent to a request without a cursor: such subscriptions go together.
+    if (subscription.wantsSnapshot) {
+      const key = `${subscription.delta ?? ''} snapshot`;
+      const group = groups.get(key);
+      if (group) group.push(subscription);
+      else groups.set(key, [subscription]);
+      continue;
+    }
     const match = [...groups.values()].find((group) => group[0]?.delta === subscription.delta);
     if (match) match.push(subscription);
     else groups.set(`${subscription.delta ?? ''} `, [subscription]);

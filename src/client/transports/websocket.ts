@@ -170,6 +170,7 @@ export class WebSocketTransport implements Transport {
       channel: subscription.channel,
       ...(subscription.cursor !== undefined ? { cursor: subscription.cursor } : {}),
       ...(subscription.delta ? { delta: subscription.delta } : {}),
+      ...(subscription.wantsSnapshot ? { snapshot: 'latest' } : {}),
     });
   }
 
@@ -222,11 +223,13 @@ export class WebSocketTransport implements Transport {
         }
         return;
       case 'message': {
-        if (!subscription || subscription.resyncing) return; // a resubscribe will replay it
-        const { op: _op, cursor, ...wire } = op;
-        if (!subscription.receive(wire as unknown as WireMessage)) return this.#resubscribe(subscription);
+        // A message through a pattern subscription names the pattern in `sub`.
+        const target = typeof op['sub'] === 'string' ? this.#subscribed.get(op['sub']) : subscription;
+        if (!target || target.resyncing) return; // a resubscribe will replay it
+        const { op: _op, cursor, sub: _sub, ...wire } = op;
+        if (!target.receive(wire as unknown as WireMessage)) return this.#resubscribe(target);
         if (cursor === undefined) return;
-        if (this.#catchUp) subscription.advance(cursor);
+        if (this.#catchUp) target.advance(cursor);
         else for (const settled of this.#settled) if (!settled.resyncing) settled.advance(cursor);
         return;
       }

@@ -11,6 +11,7 @@ const LINES = defineWireFormat('test-lines', (fields, cursor) => Buffer.from(`${
 
 class FakeSink implements SessionSink {
   readonly format = LINES;
+  readonly streamPerSubscription = false;
   readonly written: Buffer[] = [];
   readonly disconnects: Disconnect[] = [];
   /** Grows with every write; tests drain it by assigning a lower value. */

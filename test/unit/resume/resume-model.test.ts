@@ -51,7 +51,20 @@ import { PollSpool } from '../../../transports/poll-spool.js';
 
 const EPOCH = 'model1';
 const FOREIGN_EPOCH = 'other2';
-const CHANNELS = ['a', 'b', 'c', 'd'] as const;
+const CHANNELS = ['x/a', 'x/b', 'y/a', 'y/b'] as const;
+/** Pattern subscriptions a client may add to its channels: each resumes like a channel, over every channel it matches. */
+const PATTERNS = ['x/+', '+/a', 'y/#', '#'] as const;
+
+/** Does the subscription `key` (a channel or a pattern) take the messages of `channel`? Written apart from src/. */
+function keyCovers(key: string, channel: string): boolean {
+  const want = key.split('/');
+  const have = channel.split('/');
+  if (want[want.length - 1] === '#') {
+    const prefix = want.slice(0, -1);
+    return have.length >= prefix.length && prefix.every((level, i) => level === '+' || level === have[i]);
+  }
+  return want.length === have.length && want.every((level, i) => level === '+' || level === have[i]);
+}
 /** A record value of this picks no channel: a record without a key (routed nowhere, still in the log). */
 const NOISE = 7;
 /** "No read-back limit" (deepResumeMaxRecords far above any case's log). */
@@ -112,6 +125,8 @@ interface Shape {
   readonly subscribeAt: number;
   /** Bit mask over the channels: the subset subscribed. */
   readonly subscribed: number;
+  /** Bit mask over PATTERNS: the patterns subscribed too (first, on a WebSocket, which takes one). */
+  readonly patterns: number;
   readonly origin: Origin;
   /** Consumed one per range read, in order; further reads see no traffic. */
   readonly reads: readonly ReadAction[];
@@ -184,6 +199,7 @@ const shapeArbs = {
   startAt: fc.oneof({ weight: 3, arbitrary: fc.constant(0) }, { weight: 1, arbitrary: fc.integer({ min: 1, max: 100 }) }),
   subscribeAt: fc.nat(100),
   subscribed: fc.integer({ min: 1, max: 15 }),
+  patterns: fc.oneof({ weight: 1, arbitrary: fc.constant(0) }, { weight: 1, arbitrary: fc.integer({ min: 1, max: 15 }) }),
   origin: originArb,
   reads: fc.array(fc.record({ burst: burstArb, retain: sometimesRetain(6) }), { maxLength: 6 }),
 };
@@ -267,6 +283,14 @@ interface Attempt {
 }
 
 class ModelFailure extends Error {}
+
+/** What the client subscribes: its patterns first (a WebSocket case takes only the first key), then its channels. */
+function subscriptionKeys(world: World, c: Shape): string[] {
+  const patterns = PATTERNS.filter((_, k) => c.patterns & (1 << k));
+  const channels = world.channels.filter((_, k) => c.subscribed & (1 << k));
+  if (channels.length === 0) channels.push(world.channels[0] as string);
+  return [...patterns, ...channels];
+}
 
 const quiet: Logger = { warn() {}, info() {}, error() {}, debug() {}, child: () => quiet } as unknown as Logger;
 
@@ -455,6 +479,10 @@ class Book {
 }
 
 class Client {
+  /**
+   * Per subscription key and partition (`<key>|<partition>`): the log orders a partition, not
+   * the log as a whole, so a pattern over channels of several partitions is checked per partition.
+   */
   readonly books = new Map<string, Book>();
   /** The last cursor of this log the client holds (for "never backwards" and "never re-sent"). */
   cursor: Frontier | undefined;
@@ -502,13 +530,17 @@ class Client {
         break;
     }
     this.text = this.originText;
-    for (const channel of channels) this.books.set(channel, new Book());
+    for (const channel of channels) {
+      for (let p = 0; p < world.shape.partitions; p++) this.books.set(`${channel}|${p}`, new Book());
+    }
     for (const rec of world.recs) {
-      const book = rec.channel === null ? undefined : this.books.get(rec.channel);
-      if (!book) continue;
-      book.index.set(rec.id, book.recs.length);
-      book.recs.push(rec);
-      book.needed.push(needed(rec));
+      for (const key of channels) {
+        if (rec.channel === null || !keyCovers(key, rec.channel)) continue;
+        const book = this.books.get(`${key}|${rec.partition}`) as Book;
+        book.index.set(rec.id, book.recs.length);
+        book.recs.push(rec);
+        book.needed.push(needed(rec));
+      }
     }
     for (const book of this.books.values()) book.state = new Uint8Array(book.recs.length);
     const text = this.originText === undefined ? 'none' : this.originText.length > 60 ? `${this.originText.slice(0, 60)}…` : this.originText;
@@ -582,27 +614,39 @@ class Client {
   reset(reset: ResetNotice, attempt: Attempt): void {
     count(`resets received: ${reset.reason}`);
     this.world.note(`  client ← reset ${reset.reason} ${reset.channel} from ${reset.from ?? '-'} to ${reset.to ?? '-'}`);
-    const book = this.books.get(reset.channel) as Book;
+    const books = [...this.books].filter(([key]) => key.startsWith(`${reset.channel}|`)).map(([, book]) => book);
     if (reset.reason !== 'cursor_expired') {
-      book.recs.forEach((rec, i) => {
-        if (book.state[i] === PENDING && rec.idx < attempt.dispatchedAt) book.state[i] = EXCUSED;
-      });
+      for (const book of books) {
+        book.recs.forEach((rec, i) => {
+          if (book.state[i] === PENDING && rec.idx < attempt.dispatchedAt) book.state[i] = EXCUSED;
+        });
+      }
       return;
     }
     const from = this.parse(reset.from, 'reset.from');
     const to = this.parse(reset.to, 'reset.to');
-    book.recs.forEach((rec, i) => {
-      if (book.state[i] !== PENDING || from.includes(rec.partition, rec.offset, 0) || !to.includes(rec.partition, rec.offset, 0)) return;
-      if (attempt.losses.some((l) => l.partition === rec.partition && rec.offset > l.lo && rec.offset <= l.hi)) book.state[i] = EXCUSED;
-    });
+    for (const book of books) {
+      book.recs.forEach((rec, i) => {
+        if (book.state[i] !== PENDING || from.includes(rec.partition, rec.offset, 0) || !to.includes(rec.partition, rec.offset, 0)) return;
+        if (attempt.losses.some((l) => l.partition === rec.partition && rec.offset > l.lo && rec.offset <= l.hi)) book.state[i] = EXCUSED;
+      });
+    }
   }
 
   message(channel: string, id: string, cursor: string | undefined, via: string): void {
     this.checkpoint();
     this.received++;
     this.world.note(`  client ← ${via} ${channel} ${id}${cursor === undefined ? '' : ` cursor ${cursor}`}`);
-    const book = this.books.get(channel);
-    if (!book) this.fail(`${via}: got ${id} of ${channel}, which is not subscribed`);
+    const keys = this.channels.filter((key) => keyCovers(key, channel));
+    if (keys.length === 0) this.fail(`${via}: got ${id} of ${channel}, which is not subscribed`);
+    const partition = Number(id.split('-')[0]);
+    // One stream: a message that a channel and a pattern (or two patterns) both match comes once,
+    // and counts for each of them.
+    for (const key of keys) this.#deliveredTo(key, this.books.get(`${key}|${partition}`) as Book, channel, id, via);
+    if (cursor !== undefined) this.cursorSeen(cursor, `cursor of ${id}`);
+  }
+
+  #deliveredTo(key: string, book: Book, channel: string, id: string, via: string): void {
     const i = book.index.get(id);
     if (i === undefined) this.fail(`${via}: got ${id} on ${channel}, which is no record of that channel`);
     const rec = book.recs[i] as Rec;
@@ -615,7 +659,7 @@ class Client {
     if (ok < i) this.fail(`${via}: ${channel} ${id} arrived but ${(book.recs[ok] as Rec).id} before it was never delivered and no reset named it`);
     book.state[i] = DELIVERED;
     book.last = i;
-    if (cursor !== undefined) this.cursorSeen(cursor, `cursor of ${id}`);
+    if (key !== channel) count('messages received through a pattern');
   }
 
   cursorSeen(text: string, via: string): void {
@@ -679,6 +723,7 @@ const MODEL_FORMAT = defineWireFormat('resume-model', (fields, cursor) => {
 
 class Connection implements SessionSink {
   readonly format = MODEL_FORMAT;
+  readonly streamPerSubscription = false;
   readonly bufferedAmount = 0;
   readonly session: Session;
   /** The client went away: nothing written from now on reaches it. */
@@ -721,8 +766,8 @@ class Connection implements SessionSink {
 async function runStream(c: StreamCase): Promise<void> {
   const world = new World(c);
   world.dispatchTo(world.d0);
-  const channels = c.style === 'ws' ? world.channels.filter((_, k) => c.subscribed & (1 << k)).slice(0, 1) : world.channels.filter((_, k) => c.subscribed & (1 << k));
-  if (channels.length === 0) channels.push(world.channels[0] as string);
+  const keys = subscriptionKeys(world, c);
+  const channels = c.style === 'ws' ? keys.slice(0, 1) : keys;
   const client: Client = new Client(world, channels, c.origin);
   world.note(`style ${c.style}`);
   let live: Connection | undefined;
@@ -822,8 +867,7 @@ async function runStream(c: StreamCase): Promise<void> {
 async function runPoll(c: PollCase): Promise<void> {
   const world = new World(c);
   world.dispatchTo(world.d0);
-  const channels = world.channels.filter((_, k) => c.subscribed & (1 << k));
-  if (channels.length === 0) channels.push(world.channels[0] as string);
+  const channels = subscriptionKeys(world, c);
   const client: Client = new Client(world, channels, c.origin);
   world.note(`long-poll, pollMaxMessages ${c.max}`);
   const spool = new PollSpool(world.engine, c.max);
