@@ -9,6 +9,7 @@ import { mergeBacklogs, type ChannelEngine } from '../src/engine/engine.js';
 import type { Frontier } from '../src/log/position.js';
 import type { PreparedMessage } from '../src/engine/prepared-message.js';
 import { pollBody } from './poll-format.js';
+import { elideBacklog } from '../src/engine/elision.js';
 
 export interface PollWaiter {
   readonly entry: SpoolEntry;
@@ -31,6 +32,8 @@ class SpoolEntry implements Subscriber {
     /** Everything at or before it was examined already: the held poll's starting point. */
     readonly cursor: Frontier,
     readonly delta: DeltaCodec | null,
+    /** Eliding: wait this long after the first message, then answer with the latest per channel. */
+    readonly maxRate: number,
     private readonly spool: PollSpool,
   ) {}
 
@@ -47,8 +50,11 @@ class SpoolEntry implements Subscriber {
     else this.full = true;
     if (this.scheduled) return;
     this.scheduled = true;
-    // Wait for the end of this turn of the event loop, so a burst goes out as one reply.
-    setImmediate(() => this.spool.answer(this));
+    // Wait for the end of this turn of the event loop, so a burst goes out as one reply; elided,
+    // for the interval, so the reply carries the latest of each channel (the first message is
+    // then late by up to maxRate: a poll cannot be answered twice).
+    if (this.maxRate > 0) setTimeout(() => this.spool.answer(this), this.maxRate).unref();
+    else setImmediate(() => this.spool.answer(this));
   }
 }
 
@@ -64,11 +70,11 @@ export class PollSpool {
    * Holds a poll that found nothing after `cursor` on `channels`; `answer` gets the reply body
    * once messages come (or the server shuts down).
    */
-  wait(channels: readonly string[], cursor: Frontier, delta: DeltaCodec | null, answer: (body: string) => void): PollWaiter {
-    const key = `${channels.join('\n')}\n${cursor.toString()}\n${delta?.format ?? ''}`;
+  wait(channels: readonly string[], cursor: Frontier, delta: DeltaCodec | null, maxRate: number, answer: (body: string) => void): PollWaiter {
+    const key = `${channels.join('\n')}\n${cursor.toString()}\n${delta?.format ?? ''}\n${maxRate}`;
     let entry = this.#entries.get(key);
     if (!entry) {
-      entry = new SpoolEntry(key, channels, cursor, delta, this);
+      entry = new SpoolEntry(key, channels, cursor, delta, maxRate, this);
       this.#entries.set(key, entry);
       const point = { kind: 'cursor', cursor } as const;
       // Registered and checked in one synchronous step: anything that came after the poll looked
@@ -117,7 +123,7 @@ export class PollSpool {
     const last = messages[messages.length - 1];
     // All that came is in the reply: the node's frontier. Cut: the last message's own cursor.
     const cursor = entry.retry ? entry.cursor : (entry.full && last ? last.frontier : this.engine.frontier()).max(entry.cursor);
-    const body = pollBody(messages, cursor.toString(), [], entry.delta);
+    const body = pollBody(messages, cursor.toString(), [], entry.delta, false, entry.maxRate > 0 ? elideBacklog(messages) : undefined);
     for (const waiter of entry.waiters) waiter.answer(body);
     entry.waiters.clear();
   }

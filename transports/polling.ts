@@ -11,12 +11,12 @@ import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { DeltaCodec } from '../src/delta/codec.js';
 import type { ResumePoint } from '../src/engine/engine.js';
 import type { Frontier } from '../src/log/position.js';
-import { neverBehind, type PollAnswer } from '../src/resume/resumer.js';
+import { effectiveMaxRate, neverBehind, type PollAnswer } from '../src/resume/resumer.js';
 import type { TransportContext } from './context.js';
 import { countRefusal, sendError, toPushError } from './http-errors.js';
 import { pollBody } from './poll-format.js';
 import { PollSpool } from './poll-spool.js';
-import { channelsParam, deltaParam, numberParam, snapshotParam, stringParam } from './request-params.js';
+import { channelsParam, deltaParam, maxRateParam, numberParam, snapshotParam, stringParam } from './request-params.js';
 import type { Identity } from '../src/auth/identity.js';
 import { identify } from './credentials.js';
 import { withOwnSubs } from './sse.js';
@@ -33,6 +33,7 @@ export function registerPolling(app: FastifyInstance, ctx: TransportContext): vo
     let cursorText: string | undefined;
     let delta: DeltaCodec | null;
     let snapshot: 'latest' | undefined;
+    let maxRate: number | undefined;
     let identity: Identity;
     try {
       identity = await identify(ctx, request);
@@ -41,6 +42,7 @@ export function registerPolling(app: FastifyInstance, ctx: TransportContext): vo
       cursorText = stringParam(query, 'cursor');
       delta = deltaParam(query);
       snapshot = snapshotParam(stringParam(query, 'snapshot'));
+      maxRate = maxRateParam(stringParam(query, 'maxRate'));
     } catch (error) {
       const pushError = toPushError(error);
       countRefusal(metrics, 'poll', pushError);
@@ -48,25 +50,25 @@ export function registerPolling(app: FastifyInstance, ctx: TransportContext): vo
     }
     reply.header('cache-control', 'no-store').type('application/json; charset=utf-8');
     const from = resumer.resumePoint(cursorText);
-    const first = await resumer.collect(identity, channels, from, options.pollMaxMessages, snapshot ? { snapshot } : {});
+    const first = await resumer.collect(identity, channels, from, options.pollMaxMessages, { ...(snapshot ? { snapshot } : {}), ...(maxRate ? { maxRate } : {}) });
     if (from.kind !== 'cursor' || first.messages.length > 0 || first.resets.length > 0 || timeout === 0) {
       return send(reply, first, delta);
     }
     // A held poll is a connection like a stream: it counts against the address's limits.
     const release = ctx.guard.admit(request.ip);
-    hold(reply, channels, from, first.cursor, timeout, delta, release);
+    hold(reply, channels, from, first.cursor, timeout, delta, effectiveMaxRate(identity, maxRate), release);
     return reply;
   });
 
   function send(reply: FastifyReply, answer: PollAnswer, delta: DeltaCodec | null): FastifyReply {
-    return reply.send(pollBody(answer.messages, answer.cursor.toString(), answer.resets, delta, answer.snapshot === true));
+    return reply.send(pollBody(answer.messages, answer.cursor.toString(), answer.resets, delta, answer.snapshot === true, answer.elided));
   }
 
-  function hold(reply: FastifyReply, channels: readonly string[], from: ResumePoint, looked: Frontier, timeout: number, delta: DeltaCodec | null, release: () => void): void {
+  function hold(reply: FastifyReply, channels: readonly string[], from: ResumePoint, looked: Frontier, timeout: number, delta: DeltaCodec | null, maxRate: number, release: () => void): void {
     metrics.connectionOpened('poll');
     reply.raw.once('close', release);
     // The point the first look covered (never behind the client's cursor): the spool goes on from there.
-    const waiter = spool.wait(channels, looked, delta, (body) => {
+    const waiter = spool.wait(channels, looked, delta, maxRate, (body) => {
       clearTimeout(timer);
       metrics.connectionClosed('poll');
       if (!reply.raw.destroyed) reply.send(body);

@@ -43,6 +43,19 @@ export function numberParam(query: Query, name: string, min: number, max: number
   return value;
 }
 
+/** Longest eliding interval a subscription may ask for: a day. */
+export const MAX_RATE_MS = 86_400_000;
+
+/** `maxRate=<ms>` (query parameter or WebSocket field): eliding; 0 or absent for every message. */
+export function maxRateParam(value: unknown): number | undefined {
+  if (value === undefined || value === null) return undefined;
+  const number = typeof value === 'string' && value.trim() !== '' ? Number(value) : value;
+  if (typeof number !== 'number' || !Number.isInteger(number) || number < 0 || number > MAX_RATE_MS) {
+    throw new PushError('bad_request', `maxRate must be a whole number of milliseconds from 0 to ${MAX_RATE_MS}, got ${JSON.stringify(value).slice(0, 64)}`);
+  }
+  return number;
+}
+
 /** `?snapshot=latest`: the newest message of each channel first (on a subscribe without a cursor). */
 export function snapshotParam(value: unknown): 'latest' | undefined {
   if (value === undefined || value === null || value === 'none') return undefined;

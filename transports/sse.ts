@@ -14,7 +14,8 @@ import type { TransportContext } from './context.js';
 import { identify } from './credentials.js';
 import { whenExpired } from './expiry-timer.js';
 import { countRefusal, sendError, toPushError } from './http-errors.js';
-import { channelsParam, deltaParam, snapshotParam, stringParam } from './request-params.js';
+import { channelsParam, deltaParam, maxRateParam, snapshotParam, stringParam } from './request-params.js';
+import type { SubscribeOptions } from '../src/resume/resumer.js';
 import { SSE_MESSAGE, sseCursor, sseDisconnect, sseHello, sseNotice, ssePreamble, sseReset } from './sse-format.js';
 
 /** After a disconnect notice, how long a client that reads nothing may keep the socket. */
@@ -60,14 +61,15 @@ class SseStream implements SessionSink, ControllableConnection {
   }
 
   /** Subscribes and writes the plan: resets, what was read back, the rings' backlog, then live. */
-  async subscribe(identity: Identity, channels: readonly string[], cursorText: string | undefined, snapshot?: 'latest'): Promise<void> {
+  async subscribe(identity: Identity, channels: readonly string[], cursorText: string | undefined, options: SubscribeOptions = {}): Promise<void> {
     const { resumer } = this.ctx;
-    const plan = await resumer.subscribe(identity, this.session, channels, resumer.resumePoint(cursorText), this.delta, snapshot ? { snapshot } : {});
+    const plan = await resumer.subscribe(identity, this.session, channels, resumer.resumePoint(cursorText), this.delta, options);
     if (!plan || this.session.closed) return;
     for (const reset of plan.resets) this.session.writeControl(sseReset(reset));
     this.session.replaySnapshot(plan.snapshot, plan.startCursor);
     this.session.replayFromLog(plan.fromLog);
     this.session.replay(plan.backlog);
+    this.session.replayEmissions(plan.elided);
     this.session.release();
   }
 
@@ -130,6 +132,7 @@ export function registerSse(app: FastifyInstance, ctx: TransportContext): void {
     let cursorText: string | undefined;
     let delta: DeltaCodec | null;
     let snapshot: 'latest' | undefined;
+    let maxRate: number | undefined;
     let identity: Identity;
     let release: () => void;
     try {
@@ -137,6 +140,7 @@ export function registerSse(app: FastifyInstance, ctx: TransportContext): void {
       channels = withOwnSubs(channelsParam(query, options.maxChannelsPerSubscription, identity.subs.length > 0), identity, options.maxChannelsPerSubscription);
       delta = deltaParam(query);
       snapshot = snapshotParam(stringParam(query, 'snapshot'));
+      maxRate = maxRateParam(stringParam(query, 'maxRate'));
       const header = request.headers['last-event-id'];
       // The header is what EventSource sends on its own reconnects, so it wins over the query.
       cursorText = (Array.isArray(header) ? header[0] : header) ?? stringParam(query, 'lastEventId');
@@ -177,7 +181,7 @@ export function registerSse(app: FastifyInstance, ctx: TransportContext): void {
     session.writeControl(ssePreamble(options.reconnectDelay * 1000, options.heartbeatInterval * 1000));
     session.writeControl(sseHello(stream.sessionId, identity.user));
     try {
-      await stream.subscribe(identity, channels, cursorText, snapshot);
+      await stream.subscribe(identity, channels, cursorText, { ...(snapshot ? { snapshot } : {}), ...(maxRate ? { maxRate } : {}) });
     } catch (error) {
       // Checked above, so this is rare (a read from the log failed): say so and end; the client resumes.
       const pushError = toPushError(error);

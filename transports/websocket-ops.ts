@@ -7,10 +7,10 @@ import { deltaCodecOf } from '../src/delta/codecs.js';
 import { PushError } from '../src/errors.js';
 import { jsonTooDeep } from '../src/protocol/json-depth.js';
 import { subscriptionProblem } from '../src/protocol/channel-filter.js';
-import { snapshotParam } from './request-params.js';
+import { maxRateParam, snapshotParam } from './request-params.js';
 
 export type ClientOp =
-  | { op: 'subscribe'; channel: string; cursor?: string; delta: DeltaCodec | null; snapshot?: 'latest'; id?: string }
+  | { op: 'subscribe'; channel: string; cursor?: string; delta: DeltaCodec | null; snapshot?: 'latest'; maxRate?: number; id?: string }
   | { op: 'unsubscribe'; channel: string; id?: string }
   | { op: 'publish'; channel: string; data: unknown; id?: string }
   | { op: 'ping'; id?: string }
@@ -50,7 +50,9 @@ export function parseClientOp(value: unknown): ClientOp {
       if (cursor !== undefined && cursor !== null && typeof cursor !== 'string') throw new PushError('bad_request', 'cursor must be a string');
       const delta = deltaCodecOf(fields['delta']);
       const snapshot = snapshotParam(fields['snapshot']);
-      return withId({ op: 'subscribe', channel, delta, ...(typeof cursor === 'string' ? { cursor } : {}), ...(snapshot ? { snapshot } : {}) });
+      if (fields['maxRate'] !== undefined && fields['maxRate'] !== null && typeof fields['maxRate'] !== 'number') throw new PushError('bad_request', 'maxRate must be a number of milliseconds');
+      const maxRate = maxRateParam(fields['maxRate']);
+      return withId({ op: 'subscribe', channel, delta, ...(typeof cursor === 'string' ? { cursor } : {}), ...(snapshot ? { snapshot } : {}), ...(maxRate ? { maxRate } : {}) });
     }
     case 'unsubscribe':
       return withId({ op: 'unsubscribe', channel: channelField(fields) });

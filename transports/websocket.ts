@@ -333,7 +333,10 @@ class WebSocketConnection implements SessionSink, ControllableConnection {
     if (!this.session.has(op.channel) && this.session.channelCount >= options.maxChannelsPerSubscription) {
       throw new PushError('too_many_channels', `at most ${options.maxChannelsPerSubscription} channels per connection`);
     }
-    const plan = await resumer.subscribe(identity, this.session, [op.channel], resumer.resumePoint(op.cursor), op.delta, op.snapshot ? { snapshot: op.snapshot } : {});
+    const plan = await resumer.subscribe(identity, this.session, [op.channel], resumer.resumePoint(op.cursor), op.delta, {
+      ...(op.snapshot ? { snapshot: op.snapshot } : {}),
+      ...(op.maxRate ? { maxRate: op.maxRate } : {}),
+    });
     if (!plan || this.session.closed) return;
     const subscribed: ServerOp = { op: 'subscribed', channel: op.channel, cursor: plan.startCursor.toString(), resumed: plan.resumed };
     if (byServer) subscribed.server = true;
@@ -343,6 +346,7 @@ class WebSocketConnection implements SessionSink, ControllableConnection {
     this.session.replaySnapshot(plan.snapshot, plan.startCursor, [op.channel]);
     this.session.replayFromLog(plan.fromLog, [op.channel]);
     this.session.replay(plan.backlog, [op.channel]);
+    this.session.replayEmissions(plan.elided, [op.channel]);
     this.session.release();
   }
 }

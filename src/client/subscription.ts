@@ -18,6 +18,11 @@ export interface SubscribeOptions {
    * flagged `snapshot: true`, then live. Only when the subscription starts without a cursor.
    */
   readonly snapshot?: 'latest';
+  /**
+   * Eliding: at most one message per channel per this many ms (the first at once, the latest of
+   * each interval at its end, never lost); each message then says in `elided` how many it replaced.
+   */
+  readonly maxRate?: number;
 }
 
 /** What the client does for a subscription; kept narrow so a subscription cannot reach the rest. */
@@ -31,6 +36,7 @@ export class Subscription {
   readonly channel: string;
   readonly delta: DeltaFormat | undefined;
   readonly snapshot: 'latest' | undefined;
+  readonly maxRate: number;
   #cursor: string | undefined;
   #active = true;
   readonly #decoder = new DeltaDecoder();
@@ -47,6 +53,7 @@ export class Subscription {
     this.delta = options.delta === 'none' ? undefined : options.delta;
     this.#cursor = options.cursor;
     this.snapshot = options.snapshot;
+    this.maxRate = options.maxRate ?? 0;
   }
 
   /** Asks for a snapshot now: it wants one and has no cursor yet (a reconnect resumes instead). */
@@ -96,6 +103,7 @@ export class Subscription {
       data: result.data,
       ...(wire.encoding ? { encoding: wire.encoding } : {}),
       ...(wire.snapshot ? { snapshot: true as const } : {}),
+      ...(wire.elided !== undefined ? { elided: wire.elided } : {}),
     };
     try {
       this.handler(message);

@@ -15,6 +15,8 @@ export interface Message {
   readonly encoding?: 'base64';
   /** Present (true) on the newest-per-channel messages a `snapshot: 'latest'` subscribe starts with. */
   readonly snapshot?: true;
+  /** On a subscription with `maxRate`: how many messages of the channel this one replaced. */
+  readonly elided?: number;
 }
 
 /** The server could not replay everything after a cursor: see docs/protocol.md "Reset notices". */
@@ -74,4 +76,5 @@ export interface WireMessage {
   encoding?: 'base64';
   delta?: { format: string; base: string };
   snapshot?: true;
+  elided?: number;
 }

@@ -11,6 +11,7 @@ import { Channel, type Subscriber } from './channel.js';
 import { Frontier, MutableFrontier, WHOLE_RECORD, messageId, parseCursor } from '../log/position.js';
 import { PreparedMessage } from './prepared-message.js';
 import { PatternIndex } from './pattern-index.js';
+import { Elider, type Scheduler } from './elision.js';
 import { compileFilter, isPattern, matches, type CompiledFilter } from '../protocol/channel-filter.js';
 import type { RingLimits } from './ring.js';
 import type { MessageSink, RoutedMessage } from '../log/routed-message.js';
@@ -27,6 +28,8 @@ export interface EngineOptions {
   /** The node has seen every record after this frontier (its read-back start). Default: all. */
   readonly start?: Frontier;
   readonly now?: () => number;
+  /** Timers for eliding (tests drive them by hand). */
+  readonly scheduler?: Scheduler;
 }
 
 export type ResetReason = 'cursor_expired' | 'unknown_epoch' | 'bad_cursor';
@@ -76,6 +79,8 @@ export class ChannelEngine implements MessageSink {
     resets: { cursor_expired: 0, unknown_epoch: 0, bad_cursor: 0 },
     evictedChannels: 0,
   };
+  /** Subscriptions with maxRate: shared per (channel or pattern, interval). */
+  readonly elider: Elider;
   /** Called when a subscriber throws; fan-out to the others goes on. */
   onDeliveryError: (error: unknown, channel: string) => void = () => {};
 
@@ -101,6 +106,11 @@ export class ChannelEngine implements MessageSink {
     this.#start = options.start ?? Frontier.empty(options.epoch, options.partitions);
     this.#frontier = new MutableFrontier(options.epoch, this.#start);
     this.#forgottenThrough = this.#start;
+    this.elider = new Elider(this, options.scheduler);
+    this.elider.onError = (error, channel) => {
+      this.stats.deliveryErrors++;
+      this.onDeliveryError(error, channel);
+    };
     this.#tombstones = new LRUCache<string, Frontier>({
       max: options.maxIdleChannels,
       dispose: (lost, _name, reason) => {

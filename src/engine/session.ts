@@ -14,6 +14,7 @@ import type { ChannelEngine, Recovery, ResumePoint } from './engine.js';
 import type { Frontier } from '../log/position.js';
 import type { PreparedMessage, WireFormat } from './prepared-message.js';
 import { compileFilter, isPattern, matches, type CompiledFilter } from '../protocol/channel-filter.js';
+import type { ElisionMember, Emission } from './elision.js';
 
 /** What a transport gives a session: a place to write shared bytes, and a way to hang up. */
 export interface SessionSink {
@@ -40,7 +41,7 @@ export interface SessionLimits {
 /** Channels a pattern subscription remembers a delta base for. */
 const MAX_DELTA_BASES = 1024;
 
-export class Subscription implements Subscriber {
+export class Subscription implements Subscriber, ElisionMember {
   /**
    * The client's cursor while it is ahead of this node on some partition (it came from a node that
    * had read further): messages at or before it are skipped, and the cursors sent are raised to it
@@ -58,6 +59,8 @@ export class Subscription implements Subscriber {
    */
   held: PreparedMessage[] | null = null;
   heldBytes = 0;
+  /** An elided subscription's emissions while held: the latest per channel is all that matters. */
+  heldEmissions: Map<string, Emission> | null = null;
   /** For a pattern (`a/+`, `a/#`): its levels, for routing; null for a single channel. */
   readonly filter: CompiledFilter | null;
   /**
@@ -73,9 +76,16 @@ export class Subscription implements Subscriber {
     floor: Frontier | null,
     /** The delta codec the client asked for, or null for full messages. */
     readonly delta: DeltaCodec | null,
+    /** Eliding: at most one message per channel per this many ms; 0 for every message. */
+    readonly maxRate = 0,
   ) {
     this.floor = floor;
     this.filter = isPattern(channel) ? compileFilter(channel) : null;
+  }
+
+  emit(emission: Emission): void {
+    if (this.held === null) this.session.sendEmission(this, emission);
+    else (this.heldEmissions ??= new Map()).set(emission.message.channel, emission);
   }
 
   /** Does a message of `channel` belong to this subscription? */
@@ -92,7 +102,8 @@ export class Subscription implements Subscriber {
       this.lastSentId = id;
       return;
     }
-    if (this.delta === null) return;
+    // Kept for a delta's base, and on elided subscriptions to skip what the backlog already sent.
+    if (this.delta === null && this.maxRate === 0) return;
     this.#lastSentIds ??= new Map();
     if (this.#lastSentIds.size >= MAX_DELTA_BASES && !this.#lastSentIds.has(channel)) this.#lastSentIds.clear();
     this.#lastSentIds.set(channel, id);
@@ -149,16 +160,20 @@ export class Session {
    * `held`, live messages wait in the subscription until {@link release} (src/resume/ does this
    * while it reads the log).
    */
-  subscribe(channel: string, from: ResumePoint, delta: DeltaCodec | null = null, options: { held?: boolean } = {}): Recovery {
+  subscribe(channel: string, from: ResumePoint, delta: DeltaCodec | null = null, options: { held?: boolean; maxRate?: number } = {}): Recovery {
     this.unsubscribe(channel);
     // The client's cursor is the floor until a message's own cursor covers it: a cursor sent never
     // moves backwards, even when it came from a node that had read further. In the common case the
     // first message clears it.
     const floor = from.kind === 'cursor' ? from.cursor : null;
-    const subscription = new Subscription(this, channel, floor, delta);
+    const maxRate = options.maxRate ?? 0;
+    const subscription = new Subscription(this, channel, floor, delta, maxRate);
     if (options.held) subscription.held = [];
     this.#subscriptions.set(channel, subscription);
-    return this.engine.subscribe(channel, subscription, from);
+    if (maxRate === 0) return this.engine.subscribe(channel, subscription, from);
+    // Elided: live through the (channel, interval) class; the backlog read in the same step.
+    this.engine.elider.join(channel, maxRate, subscription);
+    return this.engine.recover(channel, from);
   }
 
   /** Keeps a live message of a held subscription for release(); bounded like the outbox. */
@@ -173,18 +188,23 @@ export class Session {
 
   /** Sends what held subscriptions kept meanwhile, and from now on live messages as they come. */
   release(): void {
-    const pending: { subscription: Subscription; message: PreparedMessage }[] = [];
+    const pending: { subscription: Subscription; message: PreparedMessage; emission?: Emission }[] = [];
     for (const subscription of this.#subscriptions.values()) {
       if (subscription.held === null) continue;
       for (const message of subscription.held) pending.push({ subscription, message });
+      for (const emission of subscription.heldEmissions?.values() ?? []) pending.push({ subscription, message: emission.message, emission });
       subscription.held = null;
+      subscription.heldEmissions = null;
       subscription.heldBytes = 0;
     }
     if (pending.length === 0) return;
     if (pending.length > 1) pending.sort((a, b) => a.message.seq - b.message.seq);
     this.#replaying = true;
     try {
-      for (const { subscription, message } of pending) this.send(subscription, message);
+      for (const { subscription, message, emission } of pending) {
+        if (emission) this.sendEmission(subscription, emission);
+        else this.send(subscription, message);
+      }
     } finally {
       this.#replaying = false;
     }
@@ -195,8 +215,60 @@ export class Session {
     const subscription = this.#subscriptions.get(channel);
     if (!subscription) return false;
     this.#subscriptions.delete(channel);
-    this.engine.unsubscribe(channel, subscription);
+    if (subscription.maxRate > 0) this.engine.elider.leave(channel, subscription.maxRate, subscription);
+    else this.engine.unsubscribe(channel, subscription);
     return true;
+  }
+
+  /**
+   * Sends an elided subscription's backlog (the latest per channel, see elideBacklog) through the
+   * subscriptions `among` names. Later messages never carry a cursor behind the last of these.
+   */
+  replayEmissions(emissions: readonly Emission[], among?: readonly string[]): void {
+    this.#replaying = true;
+    try {
+      for (const emission of emissions) {
+        const subscription = this.#route(emission.message.channel, among);
+        if (subscription) this.sendEmission(subscription, emission);
+      }
+    } finally {
+      this.#replaying = false;
+    }
+    const last = emissions[emissions.length - 1];
+    if (last) {
+      for (const subscription of this.#subscriptions.values()) {
+        if (subscription.held !== null && subscription.maxRate > 0) subscription.floor = subscription.floor ? subscription.floor.max(last.cursor) : last.cursor;
+      }
+    }
+    this.#allowance = Math.max(this.#allowance, this.sink.bufferedAmount - this.limits.maxBufferedBytes);
+  }
+
+  /** Sends one elided message (its bytes shared by the class), unless this subscription has it already. */
+  sendEmission(subscription: Subscription, emission: Emission): void {
+    if (this.#closed) return;
+    const message = emission.message;
+    if (subscription.lastSentOn(message.channel) === message.id) return; // the backlog sent it
+    if (!this.sink.streamPerSubscription) {
+      if (message.seq !== 0 && message.seq === this.#lastSeq) return;
+      this.#lastSeq = message.seq;
+    }
+    const floor = subscription.floor;
+    if (floor !== null && message.isCoveredBy(floor)) return;
+    const format = this.sink.format;
+    const tag = this.#tag(subscription);
+    let bytes: Buffer;
+    if (floor === null) {
+      bytes = emission.encoded(format, tag);
+    } else if (emission.cursor.covers(floor)) {
+      subscription.floor = null;
+      bytes = emission.encoded(format, tag);
+    } else {
+      bytes = emission.encodedWithCursor(format, floor, tag);
+    }
+    subscription.sentOn(message.channel, message.id);
+    this.sink.write(bytes);
+    this.delivered++;
+    this.#checkOutbox();
   }
 
   /**
@@ -268,7 +340,15 @@ export class Session {
 
   /** The cursor to report when nothing else is being sent (heartbeats, pongs). */
   idleCursor(): Frontier | undefined {
-    const frontier = this.engine.frontier();
+    let frontier = this.engine.frontier();
+    let elided = 0;
+    for (const subscription of this.#subscriptions.values()) if (subscription.maxRate > 0) elided++;
+    if (elided > 0) {
+      // A heartbeat's cursor must not claim a final value still waiting for its interval's end;
+      // lowered for elided subscriptions, it would make the others' resumes repeat messages.
+      if (elided < this.#subscriptions.size) return undefined;
+      frontier = this.engine.elider.capped(frontier);
+    }
     let shared: Frontier | null | undefined;
     for (const subscription of this.#subscriptions.values()) {
       // Mid-resume, the frontier is ahead of what the client has been sent: no cursor to give yet.

@@ -28,6 +28,7 @@ import type { Frontier } from '../log/position.js';
 import type { PreparedMessage } from '../engine/prepared-message.js';
 import type { Session } from '../engine/session.js';
 import type { Gaps, LogReadBack } from './log-read-back.js';
+import { elideBacklog, type Emission } from '../engine/elision.js';
 
 /** How resumes were served, for the metrics. */
 export interface ResumeStats {
@@ -57,12 +58,26 @@ export interface StreamPlan {
    * registration. Send with session.replaySnapshot() before the rest, with startCursor.
    */
   readonly snapshot: readonly PreparedMessage[];
+  /**
+   * Elided subscriptions (maxRate): the read-back and ring backlog reduced to the latest message
+   * per channel (fromLog and backlog are then empty). Send with session.replayEmissions().
+   */
+  readonly elided: readonly Emission[];
+  /** The interval in force (the request's maxRate, raised to the token's `rate`); 0: none. */
+  readonly maxRate: number;
 }
 
 /** What a subscribe asks for besides its channels and cursor. */
 export interface SubscribeOptions {
   /** `latest`: first the newest held message of each channel (only when starting without a cursor). */
   readonly snapshot?: 'latest';
+  /** Eliding: at most one message per channel per this many ms (the token's `rate` can only raise it). */
+  readonly maxRate?: number;
+}
+
+/** The eliding interval in force: what was asked, raised to the token's `rate` cap. */
+export function effectiveMaxRate(identity: Identity, asked: number | undefined): number {
+  return Math.max(asked ?? 0, identity.rate ?? 0);
 }
 
 /** A long-poll answer: what follows the cursor, at most `max`, and the cursor to continue from. */
@@ -70,6 +85,8 @@ export interface PollAnswer {
   readonly messages: readonly PreparedMessage[];
   /** The messages are a snapshot (`snapshot=latest` on a poll without a cursor). */
   readonly snapshot?: boolean;
+  /** With eliding: `messages` reduced to the latest per channel, with their counts. */
+  readonly elided?: readonly Emission[];
   readonly resets: readonly ResetNotice[];
   readonly cursor: Frontier;
 }
@@ -105,7 +122,8 @@ export class Resumer {
    */
   async subscribe(identity: Identity, session: Session, channels: readonly string[], from: ResumePoint, delta: DeltaCodec | null, options: SubscribeOptions = {}): Promise<StreamPlan | undefined> {
     this.checkSubscribe(identity, channels, session.channels().filter((held) => !channels.includes(held)));
-    const recoveries = channels.map((channel) => session.subscribe(channel, from, delta, { held: true }));
+    const maxRate = effectiveMaxRate(identity, options.maxRate);
+    const recoveries = channels.map((channel) => session.subscribe(channel, from, delta, { held: true, maxRate }));
     // In the registration step: everything live comes after it.
     const snapshot = this.#snapshot(channels, from, options);
     // Held live messages all come after this point.
@@ -113,7 +131,9 @@ export class Resumer {
     const { resets, fromLog, backlog } = await this.#complete(recoveries, channels, from);
     if (session.closed) return undefined;
     const startCursor = this.#startCursor(from, fromLog, backlog, resets, registeredAt);
-    return { resets, fromLog, backlog, startCursor, resumed: from.kind === 'cursor' && resets.length === 0, snapshot };
+    const resumed = from.kind === 'cursor' && resets.length === 0;
+    if (maxRate > 0) return { resets, fromLog: [], backlog: [], startCursor, resumed, snapshot, elided: elideBacklog([...fromLog, ...backlog]), maxRate };
+    return { resets, fromLog, backlog, startCursor, resumed, snapshot, elided: [], maxRate };
   }
 
   /**
@@ -138,6 +158,14 @@ export class Resumer {
     const frontier = this.engine.frontier();
     const { resets, fromLog, backlog } = await this.#complete(recoveries, channels, from);
     const all = [...fromLog, ...backlog];
+    const maxRate = effectiveMaxRate(identity, options.maxRate);
+    if (maxRate > 0) {
+      // Elided: the latest per channel, each with the furthest cursor up to it, so a cut is simple.
+      const elided = elideBacklog(all);
+      if (elided.length <= max) return { messages: all, elided, resets, cursor: neverBehind(frontier, from) };
+      const kept = elided.slice(0, max);
+      return { messages: all, elided: kept, resets, cursor: neverBehind((kept[max - 1] as Emission).cursor, from) };
+    }
     if (all.length <= max) return { messages: all, resets, cursor: neverBehind(frontier, from) };
     // Cut: the cursor is the last message's own. A ring message's cursor may lie behind the end
     // of the range read back on those partitions; raise it there, or the next poll reads it again.

@@ -129,6 +129,25 @@ describe('client library in Node', () => {
       ]);
     });
 
+    it(`${transport}: maxRate elides, and every message says how many it stands for; the final value arrives`, async () => {
+      const channel = `ticker/${transport}`;
+      const { client, watch } = open(proxy.url, transport);
+      client.subscribe(channel, { maxRate: 200 }, watch.handler);
+      await watch.waitFor(() => watch.connections >= 1, 'the first connection');
+      let published = 0;
+      for (let round = 0; round < 5; round++) {
+        await publish(server.url, Array.from({ length: 40 }, () => ({ channel, data: published++ })));
+        if (round === 2) proxy.cutAll();
+      }
+      await watch.waitFor(() => watch.dataOf(channel).at(-1) === published - 1, 'the final value');
+      client.close();
+      const sum = watch.messages.reduce((total, m) => total + 1 + (m.elided ?? 0), 0);
+      // Across a cut: the resume may repeat the latest value it had, never lose the final one.
+      expect(sum).toBeGreaterThanOrEqual(published);
+      expect(watch.messages.length).toBeLessThan(published / 4);
+      expect(watch.messages.every((m) => typeof m.elided === 'number')).toBe(true);
+    });
+
     for (const delta of ['json-patch', 'vcdiff'] as const) {
       it(`${transport} with ${delta}: full messages rebuilt exactly, across a disconnect, in fewer bytes`, async () => {
         const channel = `veh/${transport}/${delta}`;

@@ -12,12 +12,14 @@ export class PollTestClient extends BaseTestClient {
 
   readonly #delta: string | undefined;
   readonly #snapshot: string | undefined;
+  readonly #maxRate: number | undefined;
 
   constructor(private readonly baseUrl: string, private readonly channels: string[], options: OpenOptions = {}, private readonly timeout = 5) {
     super();
     this.cursor = options.cursor;
     this.#delta = options.delta;
     this.#snapshot = options.snapshot;
+    this.#maxRate = options.maxRate;
     const firstReply = this.#loop();
     firstReply.catch(() => {});
     // Long-poll is stateless: with a cursor the client is live at once (whatever follows the cursor
@@ -36,6 +38,7 @@ export class PollTestClient extends BaseTestClient {
           params.set('timeout', String(this.timeout));
           if (this.#delta !== undefined) params.set('delta', this.#delta);
           if (this.#snapshot !== undefined) params.set('snapshot', this.#snapshot);
+          if (this.#maxRate !== undefined) params.set('maxRate', String(this.#maxRate));
           let body: { messages: never[]; cursor: string; resets?: never[] };
           try {
             const response = await fetch(`${this.baseUrl}/v1/poll?${params}`, { signal: this.#abort.signal });

@@ -22,6 +22,7 @@ export class SseTestClient extends BaseTestClient {
     if (options.cursor !== undefined) headers['last-event-id'] = options.cursor;
     if (options.delta !== undefined) params.set('delta', options.delta);
     if (options.snapshot !== undefined) params.set('snapshot', options.snapshot);
+    if (options.maxRate !== undefined) params.set('maxRate', String(options.maxRate));
     const url = `${baseUrl}/v1/sse?${params}${query}`;
     this.ready = new Promise((resolve, reject) => {
       this.#request = get(url, { headers }, (response) => {

@@ -11,6 +11,8 @@ export interface ReceivedMessage {
   data: unknown;
   ts: number;
   encoding?: string;
+  /** On elided subscriptions: how many messages of the channel this one replaced. */
+  elided?: number;
   /** Present when `data` is a delta against the message named by `base`. */
   delta?: { format: string; base: string };
 }
@@ -73,6 +75,8 @@ export interface OpenOptions {
   readonly delta?: string;
   /** `latest`: the newest message of each channel first (a subscribe without a cursor). */
   readonly snapshot?: 'latest';
+  /** Eliding: at most one message per channel per this many ms. */
+  readonly maxRate?: number;
 }
 
 export type ClientFactory = (baseUrl: string, channels: string[], options?: OpenOptions) => TestClient;

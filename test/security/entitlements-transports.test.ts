@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningServer } from '../../src/start.js';
 import { startTestServer } from '../helpers/server.js';
-import { SecureSse, SecureWs, errorCode, history, poll, publishAs, userToken, SECRET, type Caps } from '../helpers/security-kit.js';
+import { SecureSse, SecureWs, errorCode, history, hsToken, poll, publishAs, userToken, SECRET, type Caps } from '../helpers/security-kit.js';
 
 const API_KEY = 'entitlements-api-key-0001';
 
@@ -286,5 +286,21 @@ describe('a token\'s subs arrive without a subscribe', () => {
     // Without subs (and without a channel) a poll is a bad request, not a silent empty stream.
     const bare = await poll(server.url, [], { token: u1 });
     expect(bare.status).toBe(400);
+  });
+});
+
+describe("a token's rate", () => {
+  it('elides every subscription of its holder at that interval, even one that asks for less', async () => {
+    const token = await hsToken({ sub: 'r1', edgepush: { caps: [{ match: 'rate/#', allow: ['sub'] }], rate: 60_000 } });
+    const ws = new SecureWs(server.url, { header: token });
+    await ws.ready;
+    const answer = await ws.request({ op: 'subscribe', channel: 'rate/a', maxRate: 10, id: 'fast' }, (op) => op['id'] === 'fast', 'the subscribe');
+    expect(answer).toMatchObject({ op: 'subscribed' });
+    for (let i = 0; i < 5; i++) await backendPublish('rate/a', i);
+    // Within the token's minute, only the first goes out; the others wait for the interval's end.
+    await ws.waitFor(() => ws.received.length >= 1, 'the first message');
+    await ws.ping();
+    expect(ws.received.map((m) => [m.data, (m as { elided?: number }).elided])).toEqual([[0, 0]]);
+    ws.drop();
   });
 });

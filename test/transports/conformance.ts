@@ -300,6 +300,40 @@ export function runConformance(name: string, open: ClientFactory, options: Confo
       expect(again.received.map((m) => m.data)).toEqual(['a3']);
     });
 
+    it('elides with maxRate: each message says how many it replaced, sent + elided = published, the final value arrives, and a resume gets the latest', async () => {
+      const channels = ['conf/elide/a', 'conf/elide/b'];
+      const client = track(open(url, [...channels], { maxRate: 250 }));
+      await client.ready;
+      const published: Record<string, number[]> = { 'conf/elide/a': [], 'conf/elide/b': [] };
+      let n = 0;
+      const burst = async (size: number, only?: string): Promise<void> => {
+        const messages = Array.from({ length: size }, (_, i) => ({ channel: only ?? (channels[i % 2] as string), data: n++ }));
+        for (const m of messages) published[m.channel]!.push(m.data);
+        await publish(url, messages);
+      };
+      for (let round = 0; round < 5; round++) await burst(20);
+      const last = (c: TestClient, channel: string): unknown => c.received.filter((m) => m.channel === channel).at(-1)?.data;
+      const finalValues = (c: TestClient): boolean => channels.every((channel) => last(c, channel) === published[channel]!.at(-1));
+      await client.waitFor(() => finalValues(client), 'the final value of each channel');
+      for (const channel of channels) {
+        const sent = client.received.filter((m) => m.channel === channel);
+        expect(sent.every((m) => typeof m.elided === 'number'), channel).toBe(true);
+        expect(sent.length + sent.reduce((sum, m) => sum + (m.elided ?? 0), 0), channel).toBe(published[channel]!.length);
+        // In order, and each message at most once.
+        const data = sent.map((m) => m.data as number);
+        expect(data).toEqual([...new Set(data)].sort((x, y) => x - y));
+      }
+      expect(client.received.length).toBeLessThan(100);
+      // Away while 30 more come on one channel: the resume sends its latest, standing for all 30.
+      client.drop();
+      await burst(30, 'conf/elide/a');
+      const again = track(open(url, [...channels], { maxRate: 250, cursor: client.cursor as string }));
+      await again.ready;
+      await again.waitFor(() => last(again, 'conf/elide/a') === published['conf/elide/a']!.at(-1), 'the latest of a');
+      expect(again.received.map((m) => [m.channel, m.data, m.elided])).toEqual([['conf/elide/a', published['conf/elide/a']!.at(-1), 29]]);
+      expect(again.resets).toEqual([]);
+    });
+
     it('holds a connection to maxPatternsPerConnection patterns of at most maxPatternLevels levels', async () => {
       const many = open(url, Array.from({ length: 21 }, (_, i) => `conf/limit/${i}/+`));
       await expect(many.ready).rejects.toMatchObject({ code: 'too_many_channels' });

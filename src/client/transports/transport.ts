@@ -75,6 +75,8 @@ export function channelParams(subscriptions: readonly Subscription[], delta: str
   const params = new URLSearchParams();
   for (const subscription of subscriptions) params.append('channel', subscription.channel);
   if (delta) params.set('delta', delta);
+  const maxRate = subscriptions[0]?.maxRate ?? 0;
+  if (maxRate > 0) params.set('maxRate', String(maxRate));
   // Grouped apart (groupSubscriptions), so a whole request asks for it or none does.
   if (subscriptions.length > 0 && subscriptions.every((subscription) => subscription.wantsSnapshot)) params.set('snapshot', 'latest');
   return params;
@@ -95,7 +97,7 @@ export function groupSubscriptions(subscriptions: readonly Subscription[]): Subs
       withoutCursor.push(subscription);
       continue;
     }
-    const key = `${subscription.delta ?? ''} ${subscription.cursor}`;
+    const key = `${shapeOf(subscription)} ${subscription.cursor}`;
     const group = groups.get(key);
     if (group) group.push(subscription);
     else groups.set(key, [subscription]);
@@ -103,17 +105,22 @@ export function groupSubscriptions(subscriptions: readonly Subscription[]): Subs
   for (const subscription of withoutCursor) {
     // A snapshot is only sent to a request without a cursor: such subscriptions go together.
     if (subscription.wantsSnapshot) {
-      const key = `${subscription.delta ?? ''} snapshot`;
+      const key = `${shapeOf(subscription)} snapshot`;
       const group = groups.get(key);
       if (group) group.push(subscription);
       else groups.set(key, [subscription]);
       continue;
     }
-    const match = [...groups.values()].find((group) => group[0]?.delta === subscription.delta);
+    const match = [...groups.values()].find((group) => group[0] !== undefined && !group[0].wantsSnapshot && shapeOf(group[0]) === shapeOf(subscription));
     if (match) match.push(subscription);
-    else groups.set(`${subscription.delta ?? ''} `, [subscription]);
+    else groups.set(`${shapeOf(subscription)} `, [subscription]);
   }
   return [...groups.values()];
+}
+
+/** What one request carries for all its channels: the delta format and the eliding interval. */
+function shapeOf(subscription: Subscription): string {
+  return `${subscription.delta ?? ''}/${subscription.maxRate}`;
 }
 
 /** The error an HTTP error reply carries (docs/protocol.md "Errors"), or a generic one. */

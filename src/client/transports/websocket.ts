@@ -171,6 +171,7 @@ export class WebSocketTransport implements Transport {
       ...(subscription.cursor !== undefined ? { cursor: subscription.cursor } : {}),
       ...(subscription.delta ? { delta: subscription.delta } : {}),
       ...(subscription.wantsSnapshot ? { snapshot: 'latest' } : {}),
+      ...(subscription.maxRate > 0 ? { maxRate: subscription.maxRate } : {}),
     });
   }
 
