@@ -56,6 +56,13 @@ export function maxRateParam(value: unknown): number | undefined {
   return number;
 }
 
+/** `onSlow=conflate|disconnect`: what happens to a client that cannot keep up. */
+export function onSlowParam(value: unknown): 'conflate' | 'disconnect' | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (value === 'conflate' || value === 'disconnect') return value;
+  throw new PushError('bad_request', `onSlow must be "conflate" or "disconnect", got ${JSON.stringify(value).slice(0, 64)}`);
+}
+
 /** `?snapshot=latest`: the newest message of each channel first (on a subscribe without a cursor). */
 export function snapshotParam(value: unknown): 'latest' | undefined {
   if (value === undefined || value === null || value === 'none') return undefined;

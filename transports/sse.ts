@@ -14,7 +14,7 @@ import type { TransportContext } from './context.js';
 import { identify } from './credentials.js';
 import { whenExpired } from './expiry-timer.js';
 import { countRefusal, sendError, toPushError } from './http-errors.js';
-import { channelsParam, deltaParam, maxRateParam, snapshotParam, stringParam } from './request-params.js';
+import { channelsParam, deltaParam, maxRateParam, onSlowParam, snapshotParam, stringParam } from './request-params.js';
 import type { SubscribeOptions } from '../src/resume/resumer.js';
 import { SSE_MESSAGE, sseCursor, sseDisconnect, sseHello, sseNotice, ssePreamble, sseReset } from './sse-format.js';
 
@@ -133,6 +133,7 @@ export function registerSse(app: FastifyInstance, ctx: TransportContext): void {
     let delta: DeltaCodec | null;
     let snapshot: 'latest' | undefined;
     let maxRate: number | undefined;
+    let onSlow: 'conflate' | 'disconnect' | undefined;
     let identity: Identity;
     let release: () => void;
     try {
@@ -141,6 +142,7 @@ export function registerSse(app: FastifyInstance, ctx: TransportContext): void {
       delta = deltaParam(query);
       snapshot = snapshotParam(stringParam(query, 'snapshot'));
       maxRate = maxRateParam(stringParam(query, 'maxRate'));
+      onSlow = onSlowParam(stringParam(query, 'onSlow'));
       const header = request.headers['last-event-id'];
       // The header is what EventSource sends on its own reconnects, so it wins over the query.
       cursorText = (Array.isArray(header) ? header[0] : header) ?? stringParam(query, 'lastEventId');
@@ -177,11 +179,13 @@ export function registerSse(app: FastifyInstance, ctx: TransportContext): void {
       metrics.connectionClosed('sse');
     });
     res.on('error', (error) => request.log.debug({ err: error }, 'sse stream error'));
+    // A conflating stream catches up once its buffer is written out.
+    res.on('drain', () => session.drained());
 
     session.writeControl(ssePreamble(options.reconnectDelay * 1000, options.heartbeatInterval * 1000));
     session.writeControl(sseHello(stream.sessionId, identity.user));
     try {
-      await stream.subscribe(identity, channels, cursorText, { ...(snapshot ? { snapshot } : {}), ...(maxRate ? { maxRate } : {}) });
+      await stream.subscribe(identity, channels, cursorText, { ...(snapshot ? { snapshot } : {}), ...(maxRate ? { maxRate } : {}), ...(onSlow ? { onSlow } : {}) });
     } catch (error) {
       // Checked above, so this is rare (a read from the log failed): say so and end; the client resumes.
       const pushError = toPushError(error);

@@ -7,10 +7,10 @@ import { deltaCodecOf } from '../src/delta/codecs.js';
 import { PushError } from '../src/errors.js';
 import { jsonTooDeep } from '../src/protocol/json-depth.js';
 import { subscriptionProblem } from '../src/protocol/channel-filter.js';
-import { maxRateParam, snapshotParam } from './request-params.js';
+import { maxRateParam, onSlowParam, snapshotParam } from './request-params.js';
 
 export type ClientOp =
-  | { op: 'subscribe'; channel: string; cursor?: string; delta: DeltaCodec | null; snapshot?: 'latest'; maxRate?: number; id?: string }
+  | { op: 'subscribe'; channel: string; cursor?: string; delta: DeltaCodec | null; snapshot?: 'latest'; maxRate?: number; onSlow?: 'conflate' | 'disconnect'; id?: string }
   | { op: 'unsubscribe'; channel: string; id?: string }
   | { op: 'publish'; channel: string; data: unknown; id?: string }
   | { op: 'ping'; id?: string }
@@ -52,7 +52,8 @@ export function parseClientOp(value: unknown): ClientOp {
       const snapshot = snapshotParam(fields['snapshot']);
       if (fields['maxRate'] !== undefined && fields['maxRate'] !== null && typeof fields['maxRate'] !== 'number') throw new PushError('bad_request', 'maxRate must be a number of milliseconds');
       const maxRate = maxRateParam(fields['maxRate']);
-      return withId({ op: 'subscribe', channel, delta, ...(typeof cursor === 'string' ? { cursor } : {}), ...(snapshot ? { snapshot } : {}), ...(maxRate ? { maxRate } : {}) });
+      const onSlow = onSlowParam(fields['onSlow']);
+      return withId({ op: 'subscribe', channel, delta, ...(typeof cursor === 'string' ? { cursor } : {}), ...(snapshot ? { snapshot } : {}), ...(maxRate ? { maxRate } : {}), ...(onSlow ? { onSlow } : {}) });
     }
     case 'unsubscribe':
       return withId({ op: 'unsubscribe', channel: channelField(fields) });

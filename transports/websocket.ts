@@ -336,6 +336,7 @@ class WebSocketConnection implements SessionSink, ControllableConnection {
     const plan = await resumer.subscribe(identity, this.session, [op.channel], resumer.resumePoint(op.cursor), op.delta, {
       ...(op.snapshot ? { snapshot: op.snapshot } : {}),
       ...(op.maxRate ? { maxRate: op.maxRate } : {}),
+      ...(op.onSlow ? { onSlow: op.onSlow } : {}),
     });
     if (!plan || this.session.closed) return;
     const subscribed: ServerOp = { op: 'subscribed', channel: op.channel, cursor: plan.startCursor.toString(), resumed: plan.resumed };
@@ -421,6 +422,8 @@ export function registerWebSocket(app: FastifyInstance, ctx: TransportContext): 
       ctx.registry.add(connection);
       ctx.metrics.connectionOpened('ws');
       socket.on('message', (data, isBinary) => connection.onFrame(data, isBinary));
+      // A conflating socket catches up once the TCP socket has written out what it held.
+      underlyingSocket(socket)?.on('drain', () => connection.session.drained());
       socket.on('pong', () => {
         connection.alive = true;
       });

@@ -23,6 +23,12 @@ export interface SubscribeOptions {
    * each interval at its end, never lost); each message then says in `elided` how many it replaced.
    */
   readonly maxRate?: number;
+  /**
+   * `conflate`: when the client cannot keep up, the server keeps its connection and sends only the
+   * latest message per channel until it catches up (`elided` counting the rest), instead of
+   * disconnecting it to resume (the default, `disconnect`). SSE and WebSocket.
+   */
+  readonly onSlow?: 'conflate' | 'disconnect';
 }
 
 /** What the client does for a subscription; kept narrow so a subscription cannot reach the rest. */
@@ -37,6 +43,7 @@ export class Subscription {
   readonly delta: DeltaFormat | undefined;
   readonly snapshot: 'latest' | undefined;
   readonly maxRate: number;
+  readonly onSlow: 'conflate' | 'disconnect';
   #cursor: string | undefined;
   #active = true;
   readonly #decoder = new DeltaDecoder();
@@ -54,6 +61,7 @@ export class Subscription {
     this.#cursor = options.cursor;
     this.snapshot = options.snapshot;
     this.maxRate = options.maxRate ?? 0;
+    this.onSlow = options.onSlow ?? 'disconnect';
   }
 
   /** Asks for a snapshot now: it wants one and has no cursor yet (a reconnect resumes instead). */

@@ -14,7 +14,7 @@ import type { ChannelEngine, Recovery, ResumePoint } from './engine.js';
 import type { Frontier } from '../log/position.js';
 import type { PreparedMessage, WireFormat } from './prepared-message.js';
 import { compileFilter, isPattern, matches, type CompiledFilter } from '../protocol/channel-filter.js';
-import type { ElisionMember, Emission } from './elision.js';
+import { Emission, type ElisionMember } from './elision.js';
 
 /** What a transport gives a session: a place to write shared bytes, and a way to hang up. */
 export interface SessionSink {
@@ -37,6 +37,9 @@ export interface SessionLimits {
   /** Most bytes the outbox may hold before the client counts as slow. */
   readonly maxBufferedBytes: number;
 }
+
+/** What a subscription asks for when its client cannot keep up. */
+export type OnSlow = 'disconnect' | 'conflate';
 
 /** Channels a pattern subscription remembers a delta base for. */
 const MAX_DELTA_BASES = 1024;
@@ -78,6 +81,8 @@ export class Subscription implements Subscriber, ElisionMember {
     readonly delta: DeltaCodec | null,
     /** Eliding: at most one message per channel per this many ms; 0 for every message. */
     readonly maxRate = 0,
+    /** When the client cannot keep up: disconnect it (4008, it resumes), or keep the latest per channel. */
+    readonly onSlow: OnSlow = 'disconnect',
   ) {
     this.floor = floor;
     this.filter = isPattern(channel) ? compileFilter(channel) : null;
@@ -125,6 +130,14 @@ export class Session {
    * then on the client may fall behind the live stream by at most maxBufferedBytes.
    */
   #allowance = 0;
+  /**
+   * Conflating (the outbox is over its limit and every subscription asked onSlow=conflate): what
+   * would have been written, the latest per (subscription, channel) with how many it replaced.
+   * Written when the sink drains (drained()). Null while the client keeps up.
+   */
+  #conflated: Map<string, { subscription: Subscription; message: PreparedMessage; skipped: number }> | null = null;
+  /** Messages conflated away, for the metrics. */
+  conflated = 0;
   /** The last message sent on a one-stream session: a message matching several subscriptions goes once. */
   #lastSeq = 0;
   /** Messages written, for the metrics. */
@@ -160,14 +173,14 @@ export class Session {
    * `held`, live messages wait in the subscription until {@link release} (src/resume/ does this
    * while it reads the log).
    */
-  subscribe(channel: string, from: ResumePoint, delta: DeltaCodec | null = null, options: { held?: boolean; maxRate?: number } = {}): Recovery {
+  subscribe(channel: string, from: ResumePoint, delta: DeltaCodec | null = null, options: { held?: boolean; maxRate?: number; onSlow?: OnSlow } = {}): Recovery {
     this.unsubscribe(channel);
     // The client's cursor is the floor until a message's own cursor covers it: a cursor sent never
     // moves backwards, even when it came from a node that had read further. In the common case the
     // first message clears it.
     const floor = from.kind === 'cursor' ? from.cursor : null;
     const maxRate = options.maxRate ?? 0;
-    const subscription = new Subscription(this, channel, floor, delta, maxRate);
+    const subscription = new Subscription(this, channel, floor, delta, maxRate, options.onSlow);
     if (options.held) subscription.held = [];
     this.#subscriptions.set(channel, subscription);
     if (maxRate === 0) return this.engine.subscribe(channel, subscription, from);
@@ -247,6 +260,7 @@ export class Session {
   sendEmission(subscription: Subscription, emission: Emission): void {
     if (this.#closed) return;
     const message = emission.message;
+    if (this.#conflated !== null && !this.#replaying) return this.#conflate(subscription, message, emission.elided);
     if (subscription.lastSentOn(message.channel) === message.id) return; // the backlog sent it
     if (!this.sink.streamPerSubscription) {
       if (message.seq !== 0 && message.seq === this.#lastSeq) return;
@@ -340,6 +354,8 @@ export class Session {
 
   /** The cursor to report when nothing else is being sent (heartbeats, pongs). */
   idleCursor(): Frontier | undefined {
+    // Conflating: the frontier would claim messages still waiting to be written.
+    if (this.#conflated !== null) return undefined;
     let frontier = this.engine.frontier();
     let elided = 0;
     for (const subscription of this.#subscriptions.values()) if (subscription.maxRate > 0) elided++;
@@ -364,6 +380,7 @@ export class Session {
 
   send(subscription: Subscription, message: PreparedMessage): void {
     if (this.#closed) return;
+    if (this.#conflated !== null && !this.#replaying) return this.#conflate(subscription, message);
     if (!this.sink.streamPerSubscription) {
       // One stream: a message that several of its subscriptions match (a channel and a pattern)
       // comes once from each, one right after the other (live, held or merged): send it once.
@@ -422,7 +439,34 @@ export class Session {
     if (this.#replaying) return;
     const buffered = this.sink.bufferedAmount;
     if (buffered <= this.limits.maxBufferedBytes) this.#allowance = 0;
-    else if (buffered > this.limits.maxBufferedBytes + this.#allowance) this.disconnect(DISCONNECTS.slow);
+    else if (buffered > this.limits.maxBufferedBytes + this.#allowance) {
+      // A client that asked for it keeps its connection: from now on only the latest per channel.
+      if (this.#subscriptions.size > 0 && [...this.#subscriptions.values()].every((s) => s.onSlow === 'conflate')) this.#conflated ??= new Map();
+      else this.disconnect(DISCONNECTS.slow);
+    }
+  }
+
+  #conflate(subscription: Subscription, message: PreparedMessage, alreadyElided = 0): void {
+    const key = `${subscription.channel}\n${message.channel}`;
+    const waiting = (this.#conflated as Map<string, { subscription: Subscription; message: PreparedMessage; skipped: number }>).get(key);
+    if (waiting?.message === message) return; // the same message through another path (a channel and a pattern)
+    this.conflated++;
+    this.#conflated!.set(key, { subscription, message, skipped: (waiting ? waiting.skipped + 1 : 0) + alreadyElided });
+  }
+
+  /**
+   * The sink wrote out what it held (its 'drain'): a conflating session catches its client up
+   * with the latest message per channel, each saying how many it replaced, in log order.
+   */
+  drained(): void {
+    const waiting = this.#conflated;
+    if (waiting === null || this.#closed || this.sink.bufferedAmount > this.limits.maxBufferedBytes) return;
+    this.#conflated = null;
+    const latest = [...waiting.values()].sort((a, b) => a.message.seq - b.message.seq);
+    for (const { subscription, message, skipped } of latest) {
+      // If these fill the outbox again, the rest are conflated again until the next drain.
+      this.sendEmission(subscription, new Emission(message, skipped, message.frontier));
+    }
   }
 
   disconnect(reason: Disconnect): void {

@@ -26,7 +26,7 @@ import type { DeltaCodec } from '../delta/codec.js';
 import { mergeBacklogs, type ChannelEngine, type Recovery, type ResetNotice, type ResumePoint } from '../engine/engine.js';
 import type { Frontier } from '../log/position.js';
 import type { PreparedMessage } from '../engine/prepared-message.js';
-import type { Session } from '../engine/session.js';
+import type { OnSlow, Session } from '../engine/session.js';
 import type { Gaps, LogReadBack } from './log-read-back.js';
 import { elideBacklog, type Emission } from '../engine/elision.js';
 
@@ -73,6 +73,8 @@ export interface SubscribeOptions {
   readonly snapshot?: 'latest';
   /** Eliding: at most one message per channel per this many ms (the token's `rate` can only raise it). */
   readonly maxRate?: number;
+  /** A client that cannot keep up: disconnected (the default) or conflated (latest per channel). */
+  readonly onSlow?: OnSlow;
 }
 
 /** The eliding interval in force: what was asked, raised to the token's `rate` cap. */
@@ -123,7 +125,8 @@ export class Resumer {
   async subscribe(identity: Identity, session: Session, channels: readonly string[], from: ResumePoint, delta: DeltaCodec | null, options: SubscribeOptions = {}): Promise<StreamPlan | undefined> {
     this.checkSubscribe(identity, channels, session.channels().filter((held) => !channels.includes(held)));
     const maxRate = effectiveMaxRate(identity, options.maxRate);
-    const recoveries = channels.map((channel) => session.subscribe(channel, from, delta, { held: true, maxRate }));
+    const onSlow = options.onSlow ?? 'disconnect';
+    const recoveries = channels.map((channel) => session.subscribe(channel, from, delta, { held: true, maxRate, onSlow }));
     // In the registration step: everything live comes after it.
     const snapshot = this.#snapshot(channels, from, options);
     // Held live messages all come after this point.

@@ -23,6 +23,7 @@ export class SseTestClient extends BaseTestClient {
     if (options.delta !== undefined) params.set('delta', options.delta);
     if (options.snapshot !== undefined) params.set('snapshot', options.snapshot);
     if (options.maxRate !== undefined) params.set('maxRate', String(options.maxRate));
+    if (options.onSlow !== undefined) params.set('onSlow', options.onSlow);
     const url = `${baseUrl}/v1/sse?${params}${query}`;
     this.ready = new Promise((resolve, reject) => {
       this.#request = get(url, { headers }, (response) => {

@@ -77,6 +77,8 @@ export interface OpenOptions {
   readonly snapshot?: 'latest';
   /** Eliding: at most one message per channel per this many ms. */
   readonly maxRate?: number;
+  /** `conflate`: a client that cannot keep up keeps its connection and gets the latest per channel. */
+  readonly onSlow?: 'conflate' | 'disconnect';
 }
 
 export type ClientFactory = (baseUrl: string, channels: string[], options?: OpenOptions) => TestClient;

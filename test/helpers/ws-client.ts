@@ -19,7 +19,7 @@ export class WsTestClient extends BaseTestClient {
     this.ready = new Promise((resolve, reject) => {
       this.socket.on('open', () => {
         for (const channel of channels) {
-          this.send({ op: 'subscribe', channel, ...(options.cursor !== undefined ? { cursor: options.cursor } : {}), ...(options.delta !== undefined ? { delta: options.delta } : {}), ...(options.snapshot !== undefined ? { snapshot: options.snapshot } : {}), ...(options.maxRate !== undefined ? { maxRate: options.maxRate } : {}) });
+          this.send({ op: 'subscribe', channel, ...(options.cursor !== undefined ? { cursor: options.cursor } : {}), ...(options.delta !== undefined ? { delta: options.delta } : {}), ...(options.snapshot !== undefined ? { snapshot: options.snapshot } : {}), ...(options.maxRate !== undefined ? { maxRate: options.maxRate } : {}), ...(options.onSlow !== undefined ? { onSlow: options.onSlow } : {}) });
         }
         if (channels.length === 0) resolve();
       });

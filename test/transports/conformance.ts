@@ -362,6 +362,39 @@ export function runConformance(name: string, open: ClientFactory, options: Confo
     });
 
     if (options.canBeSlow) {
+      it('keeps a paused client that asked onSlow=conflate connected, and brings it to the latest value of each channel', async () => {
+        const slowServer = await startTestServer({ maxBufferedBytes: 65_536 });
+        try {
+          const channels = ['conf/conflate/a', 'conf/conflate/b'];
+          const client = track(open(slowServer.url, channels, { onSlow: 'conflate' }));
+          await client.ready;
+          client.pause();
+          const blob = 'x'.repeat(30_000);
+          const count = 400; // 12 MB: far more than the socket buffers on both sides can absorb
+          for (let n = 0; n < count; n += 20) {
+            await publish(slowServer.url, Array.from({ length: 20 }, (_, i) => ({ channel: channels[(n + i) % 2] as string, data: { n: n + i, blob } })));
+          }
+          client.resume();
+          const last = (channel: string): number | undefined => (client.received.filter((m) => m.channel === channel).at(-1)?.data as { n: number } | undefined)?.n;
+          await client.waitFor(() => last(channels[0]!) === count - 2 && last(channels[1]!) === count - 1, 'the latest value of each channel');
+          expect(client.ended).toBeUndefined();
+          expect(client.received.length).toBeLessThan(count);
+          for (const [k, channel] of channels.entries()) {
+            const got = client.received.filter((m) => m.channel === channel);
+            const numbers = got.map((m) => (m.data as { n: number }).n);
+            expect(numbers).toEqual([...new Set(numbers)].sort((x, y) => x - y));
+            // Each message written, or counted by the one that replaced it.
+            expect(got.reduce((sum, m) => sum + 1 + (m.elided ?? 0), 0)).toBe(count / 2);
+            expect(numbers.every((n) => n % 2 === k)).toBe(true);
+          }
+          // Live again, message by message.
+          await publish(slowServer.url, [{ channel: channels[0]!, data: { n: count } }]);
+          await client.waitFor(() => last(channels[0]!) === count, 'a live message after catching up');
+        } finally {
+          await slowServer.close();
+        }
+      });
+
       it('disconnects a client that stops reading, which then resumes with nothing lost', async () => {
         const slowServer = await startTestServer({ maxBufferedBytes: 65_536, historySize: 1000, historyBytes: 64 * 1024 * 1024, maxIdleBytes: 256 * 1024 * 1024 });
         try {

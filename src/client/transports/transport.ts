@@ -77,6 +77,7 @@ export function channelParams(subscriptions: readonly Subscription[], delta: str
   if (delta) params.set('delta', delta);
   const maxRate = subscriptions[0]?.maxRate ?? 0;
   if (maxRate > 0) params.set('maxRate', String(maxRate));
+  if (subscriptions[0]?.onSlow === 'conflate') params.set('onSlow', 'conflate');
   // Grouped apart (groupSubscriptions), so a whole request asks for it or none does.
   if (subscriptions.length > 0 && subscriptions.every((subscription) => subscription.wantsSnapshot)) params.set('snapshot', 'latest');
   return params;
@@ -118,9 +119,9 @@ export function groupSubscriptions(subscriptions: readonly Subscription[]): Subs
   return [...groups.values()];
 }
 
-/** What one request carries for all its channels: the delta format and the eliding interval. */
+/** What one request carries for all its channels: the delta format, the eliding interval, onSlow. */
 function shapeOf(subscription: Subscription): string {
-  return `${subscription.delta ?? ''}/${subscription.maxRate}`;
+  return `${subscription.delta ?? ''}/${subscription.maxRate}/${subscription.onSlow}`;
 }
 
 /** The error an HTTP error reply carries (docs/protocol.md "Errors"), or a generic one. */

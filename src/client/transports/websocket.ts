@@ -172,6 +172,7 @@ export class WebSocketTransport implements Transport {
       ...(subscription.delta ? { delta: subscription.delta } : {}),
       ...(subscription.wantsSnapshot ? { snapshot: 'latest' } : {}),
       ...(subscription.maxRate > 0 ? { maxRate: subscription.maxRate } : {}),
+      ...(subscription.onSlow === 'conflate' ? { onSlow: 'conflate' } : {}),
     });
   }
 

@@ -113,6 +113,35 @@ describe('Session', () => {
       expect(engine.channelCounts.active).toBe(0);
     });
 
+    it('conflates a client that asked onSlow=conflate: latest per channel with elided counts once drained, no cursor meanwhile', () => {
+      const { send, open } = setup(1, 100);
+      const { session, sink } = open();
+      session.subscribe('a', { kind: 'now' }, null, { onSlow: 'conflate' });
+      session.subscribe('b', { kind: 'now' }, null, { onSlow: 'conflate' });
+      let offset = 0;
+      while (sink.bufferedAmount <= 100) send(0, offset++, 'a');
+      const written = sink.written.length;
+      for (let i = 0; i < 10; i++) send(0, offset++, i % 3 === 0 ? 'b' : 'a');
+      expect(sink.written.length).toBe(written);
+      expect(sink.disconnects).toEqual([]);
+      expect(session.idleCursor()).toBeUndefined();
+      // Still full: nothing yet.
+      session.drained();
+      expect(sink.written.length).toBe(written);
+      sink.bufferedAmount = 0;
+      session.drained();
+      const flushed = sink.texts.slice(written).map((text) => JSON.parse(text.split('\n')[1] as string) as { channel: string; data: number; elided: number });
+      // b got offsets w, w+3, w+6, w+9; a the other six: the latest of each, counting the rest.
+      expect(flushed.map((m) => [m.channel, m.data, m.elided])).toEqual([
+        ['a', offset - 2, 5],
+        ['b', offset - 1, 3],
+      ]);
+      // Those two filled the small outbox again; once it drains, it is live again, with a cursor.
+      sink.bufferedAmount = 0;
+      session.drained();
+      expect(session.idleCursor()?.toString()).toBe(`test.${(offset - 1).toString(36)}`);
+    });
+
     it('tolerates an outbox of exactly the limit', () => {
       const line = 'test.0\n{"channel":"a","id":"0-0","ts":0,"data":0}\n';
       const { send, open } = setup(1, 100);
