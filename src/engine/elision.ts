@@ -11,7 +11,9 @@
  */
 import { WHOLE_RECORD, type Frontier } from '../log/position.js';
 import type { Subscriber } from './channel.js';
-import type { PreparedMessage, WireFormat } from './prepared-message.js';
+import type { DeltaBase, PreparedMessage, WireFormat } from './prepared-message.js';
+import type { DeltaCodec } from '../delta/codec.js';
+import { deltaEnvelopeFields } from '../protocol/envelope.js';
 
 /** Time and timers, injectable so tests can drive intervals without waiting. */
 export interface Scheduler {
@@ -31,33 +33,56 @@ export const REAL_SCHEDULER: Scheduler = {
 /** One message sent on elided subscriptions: its `elided` count and the cursor it carries, encoded once per format. */
 export class Emission {
   readonly #encodings = new Map<string, Buffer>();
+  /** Per codec variant: the delta's envelope fields against `base`, null when the full message is smaller. */
+  readonly #deltas: (string | null | undefined)[] = [];
 
   constructor(
     readonly message: PreparedMessage,
     /** Messages of its channel this one replaced (skipped) since the last one sent. */
     readonly elided: number,
     readonly cursor: Frontier,
+    /** The class's previous message of this channel: what a delta is computed against (once per class). */
+    readonly base?: DeltaBase,
   ) {}
 
-  fields(sub: string | undefined): string {
-    const prefix = sub === undefined ? '' : `"sub":${JSON.stringify(sub)},`;
-    return `${prefix}"elided":${this.elided},${this.message.envelopeFields}`;
+  /** The envelope fields as a delta against `base` with `codec`, or undefined for the full message. */
+  #deltaFields(codec: DeltaCodec): string | undefined {
+    let fields = this.#deltas[codec.variant];
+    if (fields === undefined) {
+      fields = null;
+      const { base, message } = this;
+      const data = base ? codec.diff(base.payload, message.payload) : undefined;
+      if (base && data !== undefined && Buffer.byteLength(data) < Buffer.byteLength(message.payload.json)) {
+        fields = deltaEnvelopeFields(message.channel, message.id, message.ts, message.payload, codec.format, base.id, data);
+      }
+      this.#deltas[codec.variant] = fields;
+    }
+    return fields ?? undefined;
   }
 
-  /** Shared by every subscriber in `format` (and, for a pattern on a WebSocket, naming it). */
-  encoded(format: WireFormat, sub?: string): Buffer {
-    const key = sub === undefined ? String(format.slot) : `${format.slot}\n${sub}`;
+  fields(sub: string | undefined, codec: DeltaCodec | null = null): string {
+    const prefix = sub === undefined ? '' : `"sub":${JSON.stringify(sub)},`;
+    const body = (codec ? this.#deltaFields(codec) : undefined) ?? this.message.envelopeFields;
+    return `${prefix}"elided":${this.elided},${body}`;
+  }
+
+  /**
+   * Shared by every subscriber in `format` (and, for a pattern on a WebSocket, naming it); a delta
+   * with `codec` when the caller checked the subscriber holds `base`.
+   */
+  encoded(format: WireFormat, sub?: string, codec: DeltaCodec | null = null): Buffer {
+    const key = `${format.slot}\n${codec?.variant ?? 0}\n${sub ?? ''}`;
     let bytes = this.#encodings.get(key);
     if (bytes === undefined) {
-      bytes = format.encode(this.fields(sub), this.cursor.toString());
+      bytes = format.encode(this.fields(sub, codec), this.cursor.toString());
       this.#encodings.set(key, bytes);
     }
     return bytes;
   }
 
   /** With another cursor: a subscriber whose cursor is ahead of this node (see PreparedMessage.encodedWithCursor). */
-  encodedWithCursor(format: WireFormat, cursor: Frontier, sub?: string): Buffer {
-    return format.encode(this.fields(sub), this.cursor.max(cursor).toString());
+  encodedWithCursor(format: WireFormat, cursor: Frontier, sub?: string, codec: DeltaCodec | null = null): Buffer {
+    return format.encode(this.fields(sub, codec), this.cursor.max(cursor).toString());
   }
 }
 
@@ -74,9 +99,14 @@ interface Window {
 }
 
 /** The subscriptions of one channel or pattern with one interval. */
+/** Channels a class remembers its last sent message of (delta bases); past it, it starts again. */
+const MAX_DELTA_BASES = 1024;
+
 class ElisionClass implements Subscriber {
   readonly members = new Set<ElisionMember>();
   readonly #windows = new Map<string, Window>();
+  /** Per channel, the last message this class sent: the base of its next delta. */
+  readonly #sent = new Map<string, DeltaBase>();
 
   constructor(
     readonly key: string,
@@ -117,7 +147,9 @@ class ElisionClass implements Subscriber {
   }
 
   #emit(message: PreparedMessage, elided: number): void {
-    const emission = new Emission(message, elided, this.elider.capped(message.frontier));
+    const emission = new Emission(message, elided, this.elider.capped(message.frontier), this.#sent.get(message.channel));
+    if (this.#sent.size >= MAX_DELTA_BASES && !this.#sent.has(message.channel)) this.#sent.clear();
+    this.#sent.set(message.channel, { id: message.id, payload: message.payload });
     this.elider.stats.sent++;
     this.elider.stats.elided += elided;
     for (const member of this.members) {

@@ -270,14 +270,17 @@ export class Session {
     if (floor !== null && message.isCoveredBy(floor)) return;
     const format = this.sink.format;
     const tag = this.#tag(subscription);
+    // A delta against the class's previous message of the channel, when that is what this client has.
+    const base = emission.base;
+    const codec = subscription.delta !== null && base !== undefined && base.id === subscription.lastSentOn(message.channel) ? subscription.delta : null;
     let bytes: Buffer;
     if (floor === null) {
-      bytes = emission.encoded(format, tag);
+      bytes = emission.encoded(format, tag, codec);
     } else if (emission.cursor.covers(floor)) {
       subscription.floor = null;
-      bytes = emission.encoded(format, tag);
+      bytes = emission.encoded(format, tag, codec);
     } else {
-      bytes = emission.encodedWithCursor(format, floor, tag);
+      bytes = emission.encodedWithCursor(format, floor, tag, codec);
     }
     subscription.sentOn(message.channel, message.id);
     this.sink.write(bytes);

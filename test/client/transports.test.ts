@@ -148,6 +148,26 @@ describe('client library in Node', () => {
       expect(watch.messages.every((m) => typeof m.elided === 'number')).toBe(true);
     });
 
+    it(`${transport}: maxRate with vcdiff deltas rebuilds every sent value exactly, computed once per class`, async () => {
+      const channel = `elide-delta/${transport}`;
+      const { client, watch } = open(proxy.url, transport);
+      client.subscribe(channel, { maxRate: 100, delta: 'vcdiff' }, watch.handler);
+      await watch.waitFor(() => watch.connections >= 1, 'the first connection');
+      const values: unknown[] = [];
+      for (let round = 0; round < 6; round++) {
+        const batch = Array.from({ length: 10 }, (_, i) => vehicle(3, round * 10 + i));
+        values.push(...batch);
+        await publish(server.url, batch.map((data) => ({ channel, data })));
+        await watch.waitFor(() => JSON.stringify(watch.dataOf(channel).at(-1)) === JSON.stringify(values.at(-1)), `round ${round}: the latest value`);
+      }
+      client.close();
+      // Every value handed over is one that was published, in order, and the last one is the final value.
+      const indexes = watch.dataOf(channel).map((data) => values.findIndex((value) => JSON.stringify(value) === JSON.stringify(data)));
+      expect(indexes.every((index) => index >= 0)).toBe(true);
+      expect(indexes).toEqual([...indexes].sort((a, b) => a - b));
+      expect(indexes.at(-1)).toBe(values.length - 1);
+    });
+
     for (const delta of ['json-patch', 'vcdiff'] as const) {
       it(`${transport} with ${delta}: full messages rebuilt exactly, across a disconnect, in fewer bytes`, async () => {
         const channel = `veh/${transport}/${delta}`;

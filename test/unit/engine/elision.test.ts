@@ -12,6 +12,7 @@ import { Session, type SessionSink } from '../../../src/engine/session.js';
 import type { Disconnect } from '../../../src/errors.js';
 import { parseCursor } from '../../../src/log/position.js';
 import { payloadFromValue } from '../../../src/protocol/envelope.js';
+import { deltaCodecOf } from '../../../src/delta/codecs.js';
 
 const SEED = Number(process.env['ELISION_SEED'] ?? 11);
 const FORMAT = defineWireFormat('elision-test', (fields, cursor) => Buffer.from(`${cursor}\n{${fields}}`));
@@ -84,10 +85,10 @@ function setup(partitions = 2) {
     offsets[partition] = (offsets[partition] as number) + 1;
     engine.dispatchRecord(partition, offsets[partition] as number, [{ channel, payload: payloadFromValue(data), ts: clock.time }]);
   };
-  const open = (channels: string[], maxRate: number): Sink => {
+  const open = (channels: string[], maxRate: number, delta: string | null = null): Sink => {
     const sink = new Sink(clock);
     const session = new Session(engine, sink, { maxBufferedBytes: 1e9 });
-    for (const channel of channels) session.subscribe(channel, { kind: 'now' }, null, { maxRate });
+    for (const channel of channels) session.subscribe(channel, { kind: 'now' }, deltaCodecOf(delta), { maxRate });
     return sink;
   };
   return { clock, engine, publish, open };
@@ -139,6 +140,24 @@ describe('eliding', () => {
     expect(one.written.map((w) => w.envelope.elided)).toEqual([0, 8]);
     expect(one.written.map((w) => w.bytes)).toEqual(two.written.map((w) => w.bytes));
     expect(one.written[1]!.bytes).toBe(two.written[1]!.bytes);
+  });
+
+  it('computes a delta once per class, against what the class sent last on the channel', () => {
+    const { clock, publish, open } = setup(1);
+    const one = open(['d/a'], 100, 'json-patch');
+    const two = open(['d/a'], 100, 'json-patch');
+    const record = (n: number): unknown => ({ route: 'R7', stops: ['A', 'B', 'C', 'D', 'E'], position: { lat: 52.37, lon: 4.89 }, seq: n });
+    for (let n = 0; n < 5; n++) publish(0, 'd/a', record(n));
+    clock.advance(100);
+    publish(0, 'd/a', record(5));
+    clock.advance(300);
+    const sent = one.written.map((w) => w.envelope as { data: unknown; delta?: { base: string } });
+    // 0 at once; 4 at the first interval's end (a delta against 0); 5 at the next (against 4).
+    expect(sent.map((m) => m.delta !== undefined)).toEqual([false, true, true]);
+    expect(sent[1]!.delta!.base).toBe('0-0');
+    expect(sent[2]!.delta!.base).toBe('0-4');
+    expect(one.written.map((w) => w.bytes)).toEqual(two.written.map((w) => w.bytes));
+    expect(one.written[2]!.bytes).toBe(two.written[2]!.bytes);
   });
 
   it('never sends a cursor that covers a message still waiting for its interval', () => {
