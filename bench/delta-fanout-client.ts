@@ -159,6 +159,7 @@ function openWs(g: Group, sub: Sub, first: boolean): Promise<() => void> {
         });
       } else if (head.startsWith('{"op":"subscribed"')) resolve(() => socket.terminate());
       else if (head.startsWith('{"op":"reset"')) resets++;
+      else if (head.startsWith('{"op":"hello"')) return; // every socket's first frame: its session id
       else g.unexpected++;
     });
     socket.on('close', () => void (stopping || disconnects++));

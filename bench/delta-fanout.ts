@@ -17,6 +17,7 @@ import type { Mode } from './delta-wire.js';
 import { nowMs } from './ipc.js';
 import { cpuSeconds, startServerChild } from './server-process.js';
 import { round2 } from './tally.js';
+import { publishBatch, sleep } from './harness.js';
 
 const CLIENT = fileURLToPath(new URL('./delta-fanout-client.js', import.meta.url));
 const OPEN_CONCURRENCY = 100;
@@ -43,10 +44,6 @@ export interface FanoutConfig {
   bursts: number;
   /** Messages per publish request; requests go back to back, one in flight. */
   batch: number;
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 /** The next IPC message from the child matching `match`, failing if it exits or `timeoutMs` passes first. */
@@ -80,16 +77,6 @@ const is =
   (m: FromFanoutClient): m is Extract<FromFanoutClient, { type: K }> =>
     m.type === type;
 
-async function post(baseUrl: string, messages: unknown[]): Promise<void> {
-  const response = await fetch(`${baseUrl}/v1/publish`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ messages }),
-    signal: AbortSignal.timeout(10_000),
-  });
-  const reply = (await response.json()) as { ids?: unknown[] };
-  if (response.status !== 201 || reply.ids?.length !== messages.length) throw new Error(`publish failed: HTTP ${response.status} ${JSON.stringify(reply).slice(0, 200)}`);
-}
 
 async function stopChild(child: ChildProcess, live: Set<ChildProcess>): Promise<void> {
   if (child.exitCode === null && child.signalCode === null) {
@@ -130,7 +117,7 @@ async function runTransport(transport: FanoutTransport, config: FanoutConfig, li
     const ready = await next(client, is('ready'), 'ready', OPEN_TIMEOUT_MS * 3);
     if (ready.failed > 0) throw new Error(`${ready.failed} of ${ready.failed + ready.opened} ${transport} subscribers failed to open; first error: ${ready.firstError}`);
     const primed = next(client, is('primed'), 'primed', PRIME_TIMEOUT_MS);
-    await post(server.baseUrl, groups.map((g) => ({ channel: g.channel, data: data[0]!.data })));
+    await publishBatch(server.baseUrl, groups.map((g) => ({ channel: g.channel, data: data[0]!.data })));
     await primed;
     await sleep(SETTLE_MS);
 
@@ -147,7 +134,7 @@ async function runTransport(transport: FanoutTransport, config: FanoutConfig, li
         const publishStartedAt = nowMs();
         const first = 1 + round * config.burst;
         for (let i = first; i < first + config.burst; i += config.batch) {
-          await post(server.baseUrl, data.slice(i, Math.min(i + config.batch, first + config.burst)).map((m) => ({ channel, data: m.data })));
+          await publishBatch(server.baseUrl, data.slice(i, Math.min(i + config.batch, first + config.burst)).map((m) => ({ channel, data: m.data })));
         }
         const { lastReceivedAt } = await done;
         bursts.push({ group: g, round, sec: (lastReceivedAt - publishStartedAt) / 1000, serverCpuSec: cpuSeconds(server.pid) - cpuBefore });

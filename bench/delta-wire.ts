@@ -90,6 +90,7 @@ function openSse(baseUrl: string, channels: string[], sub: WireSubscriber): Prom
           buffer = buffer.slice(end + 2);
           const data = event.indexOf('\ndata: ');
           if (event.startsWith('id: ') && data !== -1) sub.push(Buffer.byteLength(event), Buffer.byteLength(event), event.slice(data + 7, -2));
+          else if (event.startsWith('event: hello')) continue; // the stream's session id, first
           else if (event.startsWith('event: ')) sub.error ??= new Error(`sse ${sub.mode}: unexpected ${event.slice(0, 200)}`);
           else if (event.startsWith('id: ') && bytesAtReady === undefined) {
             // The first id-only event: subscribed. Nothing is published before every subscriber is.
@@ -124,7 +125,7 @@ function openWs(baseUrl: string, channels: string[], sub: WireSubscriber): Promi
         sub.push(frame.length, frame.length + wsHeaderBytes(frame.length), JSON.stringify(envelope));
       } else if (text.startsWith('{"op":"subscribed"')) {
         if (++subscribed === channels.length) resolve();
-      } else sub.error ??= new Error(`ws ${sub.mode}: unexpected ${text.slice(0, 200)}`);
+      } else if (!text.startsWith('{"op":"hello"')) sub.error ??= new Error(`ws ${sub.mode}: unexpected ${text.slice(0, 200)}`);
     });
     socket.on('error', (error) => (sub.error ??= error, reject(error)));
   });

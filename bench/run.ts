@@ -15,6 +15,7 @@ import { parseArgs } from 'node:util';
 import { TRANSPORTS, nowMs, type FromClient, type ReadyReport, type ResultReport, type ToClient, type Transport } from './ipc.js';
 import { cpuSeconds, openFileLimit, peakRssKiB, rssKiB, startServerChild, type ServerChild } from './server-process.js';
 import { round2 } from './tally.js';
+import { nextMessage, runBenchmark, sleep, stopChild } from './harness.js';
 
 /** Kills everything and fails the run if it is still going after this long. */
 const WATCHDOG_MS = 150_000;
@@ -69,36 +70,6 @@ function parseConfig(argv: string[]): Config {
     transports: transports as Transport[],
     payloadBytes: int('payload-bytes', values['payload-bytes'], 0, 60_000),
   };
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-/** The next IPC message of `type` from the child, failing if it exits or `timeoutMs` passes first. */
-function nextMessage<T extends FromClient['type']>(child: ChildProcess, type: T, timeoutMs: number): Promise<Extract<FromClient, { type: T }>> {
-  return new Promise((resolve, reject) => {
-    const cleanup = (): void => {
-      clearTimeout(timer);
-      child.off('message', onMessage);
-      child.off('exit', onExit);
-    };
-    const onMessage = (message: FromClient): void => {
-      if (message.type !== type) return;
-      cleanup();
-      resolve(message as Extract<FromClient, { type: T }>);
-    };
-    const onExit = (code: number | null): void => {
-      cleanup();
-      reject(new Error(`load client exited (code ${code}) while waiting for ${type}`));
-    };
-    const timer = setTimeout(() => {
-      cleanup();
-      reject(new Error(`no ${type} from the load client within ${timeoutMs} ms`));
-    }, timeoutMs);
-    child.on('message', onMessage);
-    child.once('exit', onExit);
-  });
 }
 
 /**
@@ -158,7 +129,7 @@ async function runTransport(transport: Transport, config: Config): Promise<Recor
       openConcurrency: OPEN_CONCURRENCY,
       openTimeoutMs: OPEN_TIMEOUT_MS,
     });
-    const ready: ReadyReport = await nextMessage(client, 'ready', OPEN_TIMEOUT_MS * 2);
+    const ready: ReadyReport = await nextMessage<FromClient, 'ready'>(client, 'ready', OPEN_TIMEOUT_MS * 2);
     // Publishing to a partial audience would only blur every figure; stop with the cause instead.
     if (ready.failed > 0) throw new Error(`${ready.failed} of ${config.subscribers} ${transport} subscribers failed to open; first error: ${ready.firstError}`);
     await sleep(SETTLE_MS);
@@ -167,7 +138,7 @@ async function runTransport(transport: Transport, config: Config): Promise<Recor
 
     const publishSec = await publish(server.baseUrl, config);
     toClient({ type: 'drain', timeoutMs: DRAIN_TIMEOUT_MS });
-    const result: ResultReport = await nextMessage(client, 'result', DRAIN_TIMEOUT_MS + 10_000);
+    const result: ResultReport = await nextMessage<FromClient, 'result'>(client, 'result', DRAIN_TIMEOUT_MS + 10_000);
     // A crash shows up as loss too, but the exit status says what really happened.
     if (server.child.exitCode !== null || server.child.signalCode !== null) {
       throw new Error(`server exited during the ${transport} run (code ${server.child.exitCode}, signal ${server.child.signalCode})`);
@@ -215,15 +186,7 @@ async function runTransport(transport: Transport, config: Config): Promise<Recor
 }
 
 async function stopClient(client: ChildProcess): Promise<void> {
-  if (client.exitCode === null && client.signalCode === null) {
-    const exited = new Promise((resolve) => client.once('exit', resolve));
-    // It exits on its own after reporting; give it a moment, then make sure.
-    await Promise.race([exited, sleep(3_000)]);
-    if (client.exitCode === null && client.signalCode === null) {
-      client.kill('SIGKILL');
-      await exited;
-    }
-  }
+  await stopChild(client);
   live.delete(client);
 }
 
@@ -264,24 +227,4 @@ async function main(): Promise<void> {
   process.exitCode = ok ? 0 : 1;
 }
 
-const watchdog = setTimeout(() => {
-  process.stderr.write(`bench: still running after ${WATCHDOG_MS / 1000} s; killing the server and load client\n`);
-  killAll();
-  process.exit(2);
-}, WATCHDOG_MS);
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(signal, () => {
-    killAll();
-    process.exit(130);
-  });
-}
-
-main()
-  .catch((error: unknown) => {
-    // fetch() hides the socket error (e.g. the server died) in `cause`.
-    const cause = (error as Error).cause;
-    process.stderr.write(`bench: ${(error as Error).message}${cause ? ` (${(cause as Error).message ?? String(cause)})` : ''}\n`);
-    killAll();
-    process.exitCode = 1;
-  })
-  .finally(() => clearTimeout(watchdog));
+runBenchmark('bench', main, live, WATCHDOG_MS);

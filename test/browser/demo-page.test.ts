@@ -70,6 +70,23 @@ describe.skipIf(!available)(`demo pages in Chromium${available ? '' : ` (skipped
     }
   });
 
+  it.each(['ws', 'sse', 'poll'])('shows one market through a pattern, at most one update per second per ticker, and what eliding saved (%s)', async (transport) => {
+    const page = await browser.newPage({ viewport: { width: 1100, height: 720 } });
+    try {
+      await page.goto(`${server.url}/?transport=${transport}&market=${encodeURIComponent('US/NASDAQ/+')}&rate=1000`);
+      // The snapshot fills the four NASDAQ rows at once; the feed ticks faster than once a second.
+      await page.waitForFunction('window.edgepushBoard?.rows === 4 && window.edgepushBoard.saved > 0', undefined, { timeout: 30_000 });
+      const channels = await page.$$eval('#board tr', (rows) => rows.map((row) => (row as unknown as { dataset: { channel: string } }).dataset.channel));
+      expect(channels).toEqual(['US/NASDAQ/AAPL', 'US/NASDAQ/AMZN', 'US/NASDAQ/MSFT', 'US/NASDAQ/NVDA']);
+      expect(Number(await page.textContent('#saved'))).toBeGreaterThan(0);
+      expect(await page.textContent('#state')).toBe('connected');
+      expect(await page.inputValue('#market')).toBe('US/NASDAQ/+');
+      await page.screenshot({ path: `test-results/demo-nasdaq-${transport}.png` });
+    } finally {
+      await page.close();
+    }
+  });
+
   it.each(['vcdiff', 'json-patch'])('shows the vehicle fleet with %s deltas', async (delta) => {
     const page = await browser.newPage({ viewport: { width: 1150, height: 640 } });
     try {
