@@ -32,6 +32,7 @@ import { ConnectionGuard } from './connection-guard.js';
 import { ConnectionRegistry } from './connection-registry.js';
 import { CorsPolicy } from './cors.js';
 import { registerServerApi } from './server-api-route.js';
+import { chooseSubprotocol, registerMqtt } from './mqtt.js';
 import { MAX_HEADER_BYTES, answerClientError, isFrameError } from './protocol-errors.js';
 
 export interface ServerParts {
@@ -104,7 +105,7 @@ export async function buildServer(parts: ServerParts): Promise<FastifyInstance> 
     logError: (error, line) => errorLog(line, { err: error }),
   };
   await app.register(websocketPlugin, {
-    options: { maxPayload: maxWebSocketPayload(options.maxMessageBytes), perMessageDeflate: false },
+    options: { maxPayload: maxWebSocketPayload(options.maxMessageBytes), perMessageDeflate: false, handleProtocols: chooseSubprotocol },
     // A malformed frame (bad UTF-8, over maxPayload, a protocol error) is the client's: ws closes
     // the socket itself with 1007 / 1009 / 1002, and it is counted, not logged. Anything else is ours.
     errorHandler: (error, socket) => {
@@ -146,6 +147,7 @@ export async function buildServer(parts: ServerParts): Promise<FastifyInstance> 
   registerSse(app, ctx);
   registerPolling(app, ctx);
   registerWebSocket(app, ctx);
+  registerMqtt(app, ctx);
   if (parts.publicDir) registerStaticFiles(app, parts.publicDir);
   return app;
 }

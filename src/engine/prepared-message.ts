@@ -41,6 +41,8 @@ export interface DeltaBase {
 export class PreparedMessage {
   #fields: string | undefined;
   readonly #encodings: (Buffer | undefined)[] = [];
+  /** Encodings a transport builds from the message itself (MQTT PUBLISH templates), by the key it chose. */
+  #memo: Map<object, unknown> | undefined;
   /** Bytes naming a pattern subscription (`sub`), by format, delta variant and pattern; rarely needed. */
   #byPattern: Map<string, Buffer> | undefined;
   /** Per codec variant: the delta's envelope fields, null when the full message is smaller. */
@@ -68,6 +70,20 @@ export class PreparedMessage {
     /** Node-local arrival time in ms, for age-bounded rings. */
     readonly receivedAt: number,
   ) {}
+
+  /**
+   * Something a transport derives from this message once and shares across its subscribers (an
+   * MQTT PUBLISH), memoised under `key` (one object per kind of encoding).
+   */
+  memo<T>(key: object, build: () => T): T {
+    this.#memo ??= new Map();
+    let value = this.#memo.get(key) as T | undefined;
+    if (value === undefined) {
+      value = build();
+      this.#memo.set(key, value);
+    }
+    return value;
+  }
 
   /** Approximate memory this message holds, for ring byte limits. */
   get size(): number {

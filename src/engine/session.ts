@@ -29,6 +29,12 @@ export interface SessionSink {
   /** Bytes accepted by write() and not yet handed to the network. */
   readonly bufferedAmount: number;
   write(bytes: Buffer): void;
+  /**
+   * For a protocol that frames messages itself and per subscription (MQTT: QoS, packet ids,
+   * RETAIN): the session decides what to send, in order and once, and hands the message over
+   * instead of encoding it. `snapshot`: the newest held message sent at subscribe (retained).
+   */
+  writeMessage?(subscription: Subscription, message: PreparedMessage, snapshot: boolean): void;
   /** Ends the connection telling the client why; the transport then calls session.close(). */
   disconnect(reason: Disconnect): void;
 }
@@ -268,6 +274,7 @@ export class Session {
     }
     const floor = subscription.floor;
     if (floor !== null && message.isCoveredBy(floor)) return;
+    if (this.sink.writeMessage) return this.#handOver(subscription, message, false);
     const format = this.sink.format;
     const tag = this.#tag(subscription);
     // A delta against the class's previous message of the channel, when that is what this client has.
@@ -316,6 +323,10 @@ export class Session {
       for (const message of messages) {
         const subscription = this.#route(message.channel, among);
         if (!subscription || this.#closed) continue;
+        if (this.sink.writeMessage) {
+          this.#handOver(subscription, message, false);
+          continue;
+        }
         subscription.sentOn(message.channel, message.id);
         this.sink.write(message.encoded(this.sink.format, null, this.#tag(subscription)));
         this.delivered++;
@@ -345,6 +356,10 @@ export class Session {
       for (const message of messages) {
         const subscription = this.#route(message.channel, among);
         if (!subscription || this.#closed) continue;
+        if (this.sink.writeMessage) {
+          this.#handOver(subscription, message, true);
+          continue;
+        }
         subscription.sentOn(message.channel, message.id);
         this.sink.write(message.encodedSnapshot(this.sink.format, cursor, this.#tag(subscription)));
         this.delivered++;
@@ -393,6 +408,7 @@ export class Session {
     const format = this.sink.format;
     const floor = subscription.floor;
     if (floor !== null && message.isCoveredBy(floor)) return; // the client has it already
+    if (this.sink.writeMessage) return this.#handOver(subscription, message, false);
     const base = message.deltaBase;
     const codec = subscription.delta !== null && base !== undefined && base.id === subscription.lastSentOn(message.channel) ? subscription.delta : null;
     const tag = this.#tag(subscription);
@@ -407,6 +423,14 @@ export class Session {
     }
     subscription.sentOn(message.channel, message.id);
     this.sink.write(bytes);
+    this.delivered++;
+    this.#checkOutbox();
+  }
+
+  /** A message for a sink that frames it itself (writeMessage), with the same bookkeeping as a write. */
+  #handOver(subscription: Subscription, message: PreparedMessage, snapshot: boolean): void {
+    subscription.sentOn(message.channel, message.id);
+    (this.sink.writeMessage as NonNullable<SessionSink['writeMessage']>)(subscription, message, snapshot);
     this.delivered++;
     this.#checkOutbox();
   }

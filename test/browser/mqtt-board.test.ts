@@ -1,0 +1,59 @@
+/**
+ * An unmodified MQTT.js (its browser bundle, served by this test) in a real Chromium: it connects
+ * to /mqtt over WebSocket with a token, subscribes to a pattern, and renders the demo feed's live
+ * prices, starting with the retained newest price of each ticker. A screenshot is saved.
+ */
+import { copyFileSync, existsSync, mkdirSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import { chromium, type Browser } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { RunningServer } from '../../src/start.js';
+import { prepareDemoSite, type DemoSite } from '../helpers/demo-site.js';
+import { SECRET, userToken } from '../helpers/security-kit.js';
+import { startTestServer } from '../helpers/server.js';
+
+const CHROMIUM = process.env['CHROMIUM_PATH'] ?? '/usr/bin/chromium';
+const available = existsSync(CHROMIUM);
+
+describe.skipIf(!available)('MQTT.js in Chromium', () => {
+  let server: RunningServer;
+  let browser: Browser;
+  let site: DemoSite;
+
+  beforeAll(async () => {
+    site = await prepareDemoSite(['test/browser/fixtures']);
+    // MQTT.js's own browser bundle, as an application would load it.
+    const require = createRequire(import.meta.url);
+    copyFileSync(join(require.resolve('mqtt/package.json'), '..', 'dist', 'mqtt.min.js'), join(site.dir, 'mqtt.min.js'));
+    server = await startTestServer({ demo: true, jwtSecret: SECRET }, { publicDir: site.dir });
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'] });
+    mkdirSync('test-results', { recursive: true });
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await server?.close();
+    site?.remove();
+  });
+
+  for (const version of [4, 5]) {
+    it(`subscribes to US/+/+ with a token (MQTT ${version}) and renders retained then live prices`, async () => {
+      const token = await userToken('browser', [{ match: 'US/#', allow: ['sub'] }]);
+      const page = await browser.newPage({ viewport: { width: 900, height: 520 } });
+      try {
+        await page.goto(`${server.url}/mqtt-board.html?filter=${encodeURIComponent('US/+/+')}&version=${version}&token=${encodeURIComponent(token)}`);
+        // Seven US tickers in the demo feed: retained ones at once, then live ticks on top.
+        await page.waitForFunction('window.mqttBoard?.topics.size === 7 && window.mqttBoard.count > window.mqttBoard.retained', undefined, { timeout: 30_000 });
+        const topics = await page.$$eval('#board tr td:first-child', (cells) => cells.map((cell) => cell.textContent).sort());
+        expect(topics).toEqual(['US/NASDAQ/AAPL', 'US/NASDAQ/AMZN', 'US/NASDAQ/MSFT', 'US/NASDAQ/NVDA', 'US/NYSE/IBM', 'US/NYSE/JPM', 'US/NYSE/KO']);
+        expect(await page.textContent('#state')).toBe('connected');
+        // Retained: the newest price of each ticker the feed had moved before the subscribe.
+        expect(Number(await page.textContent('#retained'))).toBeGreaterThan(0);
+        expect(Number(await page.textContent('#retained'))).toBeLessThanOrEqual(7);
+        await page.screenshot({ path: `test-results/mqtt-board-v${version}.png` });
+      } finally {
+        await page.close();
+      }
+    });
+  }
+});

@@ -1,0 +1,51 @@
+/**
+ * `GET /mqtt`: MQTT 3.1.1 and 5 over WebSocket (subprotocol `mqtt`, or `mqttv3.1`), for MQTT.js
+ * and other MQTT clients (docs/mqtt.md). The upgrade is checked like `/v1/ws` (the address's
+ * limits, the page's origin); the connection is an MqttConnection.
+ */
+import type { FastifyInstance } from 'fastify';
+import type WebSocket from 'ws';
+import { PushError } from '../src/errors.js';
+import type { TransportContext } from './context.js';
+import { sendError } from './http-errors.js';
+import { MqttConnection } from './mqtt-connection.js';
+
+/** The WebSocket subprotocols an MQTT client offers; the first one offered that we speak is chosen. */
+export function chooseSubprotocol(offered: ReadonlySet<string>): string | false {
+  for (const protocol of offered) if (protocol === 'mqtt' || protocol === 'mqttv3.1') return protocol;
+  return false;
+}
+
+export function registerMqtt(app: FastifyInstance, ctx: TransportContext): void {
+  const connections = new Set<MqttConnection>();
+  ctx.onShutdown(() => {
+    for (const connection of connections) connection.serverDisconnect(0, 'the server is shutting down: reconnect');
+  });
+  const releases = new WeakMap<object, () => void>();
+  app.route({
+    method: 'GET',
+    url: '/mqtt',
+    exposeHeadRoute: false,
+    preHandler: async (request) => {
+      ctx.cors.check(request);
+      releases.set(request, ctx.guard.admit(request.ip));
+    },
+    handler: async (request, reply) => {
+      releases.get(request)?.();
+      return sendError(reply, new PushError('upgrade_required', 'GET /mqtt is an MQTT-over-WebSocket endpoint: connect with an MQTT client (subprotocol "mqtt")'));
+    },
+    wsHandler: (socket: WebSocket, request) => {
+      const release = releases.get(request) ?? (() => {});
+      const connection = new MqttConnection(socket, ctx, () => {
+        connections.delete(connection);
+        release();
+        ctx.metrics.connectionClosed('mqtt');
+      });
+      connections.add(connection);
+      ctx.metrics.connectionOpened('mqtt');
+      socket.on('message', (data: Buffer, isBinary: boolean) => connection.onFrame(data, isBinary));
+      socket.on('error', (error) => ctx.log.debug({ err: error }, 'mqtt socket error'));
+      socket.on('close', () => connection.closed());
+    },
+  });
+}
