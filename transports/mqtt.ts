@@ -5,10 +5,9 @@
  */
 import type { FastifyInstance } from 'fastify';
 import type WebSocket from 'ws';
-import { PushError } from '../src/errors.js';
 import type { TransportContext } from './context.js';
-import { sendError } from './http-errors.js';
 import { MqttConnection } from './mqtt-connection.js';
+import { upgradeGuard } from './upgrade-guard.js';
 
 /** The WebSocket subprotocols an MQTT client offers; the first one offered that we speak is chosen. */
 export function chooseSubprotocol(offered: ReadonlySet<string>): string | false {
@@ -21,21 +20,15 @@ export function registerMqtt(app: FastifyInstance, ctx: TransportContext): void 
   ctx.onShutdown(() => {
     for (const connection of connections) connection.serverDisconnect(0, 'the server is shutting down: reconnect');
   });
-  const releases = new WeakMap<object, () => void>();
+  const guard = upgradeGuard(ctx, 'GET /mqtt is an MQTT-over-WebSocket endpoint: connect with an MQTT client (subprotocol "mqtt")');
   app.route({
     method: 'GET',
     url: '/mqtt',
     exposeHeadRoute: false,
-    preHandler: async (request) => {
-      ctx.cors.check(request);
-      releases.set(request, ctx.guard.admit(request.ip));
-    },
-    handler: async (request, reply) => {
-      releases.get(request)?.();
-      return sendError(reply, new PushError('upgrade_required', 'GET /mqtt is an MQTT-over-WebSocket endpoint: connect with an MQTT client (subprotocol "mqtt")'));
-    },
+    preHandler: guard.preHandler,
+    handler: guard.handler,
     wsHandler: (socket: WebSocket, request) => {
-      const release = releases.get(request) ?? (() => {});
+      const release = guard.releaseOf(request);
       const connection = new MqttConnection(socket, ctx, () => {
         connections.delete(connection);
         release();

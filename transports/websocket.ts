@@ -17,7 +17,8 @@ import { packageVersion } from '../src/package-root.js';
 import type { TransportContext } from './context.js';
 import { credentialOf } from './credentials.js';
 import { whenExpired } from './expiry-timer.js';
-import { countRefusal, sendError, toPushError } from './http-errors.js';
+import { countRefusal, toPushError } from './http-errors.js';
+import { upgradeGuard } from './upgrade-guard.js';
 import { newSessionId, type ControllableConnection } from './connection-registry.js';
 import { WS_MESSAGE, encodeOp, type ServerOp } from './websocket-format.js';
 import { opIdOf, parseClientOp, parseJsonFrame, type ClientOp } from './websocket-ops.js';
@@ -391,23 +392,16 @@ export function registerWebSocket(app: FastifyInstance, ctx: TransportContext): 
     for (const connection of connections) connection.session.disconnect(DISCONNECTS.shutdown);
   });
 
-  /** Released when the socket closes; set by the upgrade's preHandler. */
-  const releases = new WeakMap<object, () => void>();
+  // Checked before the upgrade, answered as HTTP: the address's limits and the page's origin.
+  const guard = upgradeGuard(ctx, 'GET /v1/ws is a WebSocket endpoint: send an Upgrade: websocket request');
   app.route({
     method: 'GET',
     url: '/v1/ws',
     exposeHeadRoute: false,
-    // Checked before the upgrade, answered as HTTP: the address's limits and the page's origin.
-    preHandler: async (request) => {
-      ctx.cors.check(request);
-      releases.set(request, ctx.guard.admit(request.ip));
-    },
-    handler: async (request, reply) => {
-      releases.get(request)?.();
-      return sendError(reply, new PushError('upgrade_required', 'GET /v1/ws is a WebSocket endpoint: send an Upgrade: websocket request'));
-    },
+    preHandler: guard.preHandler,
+    handler: guard.handler,
     wsHandler: (socket, request) => {
-      const release = releases.get(request) ?? (() => {});
+      const release = guard.releaseOf(request);
       const query = request.query as Record<string, unknown>;
       const subsCursor = typeof query['cursor'] === 'string' ? query['cursor'] : undefined;
       let credential: string | undefined;
