@@ -3,8 +3,11 @@
  * (load-client.ts), plus the clock both sides stamp messages with.
  */
 
-export type Transport = 'sse' | 'poll' | 'ws';
-export const TRANSPORTS: readonly Transport[] = ['sse', 'poll', 'ws'];
+/** `mqtt` and `mqtt-qos1`: MQTT 3.1.1 over WebSocket at /mqtt, subscribed at QoS 0 or 1 (PUBACK per delivery). */
+export type Transport = 'sse' | 'poll' | 'ws' | 'mqtt' | 'mqtt-qos1';
+export const TRANSPORTS: readonly Transport[] = ['sse', 'poll', 'ws', 'mqtt', 'mqtt-qos1'];
+/** What `npm run bench` runs without --transports. */
+export const DEFAULT_TRANSPORTS: readonly Transport[] = ['sse', 'poll', 'ws'];
 
 export interface OpenCommand {
   type: 'open';

@@ -1,11 +1,13 @@
 /**
  * Load-generator child of bench/run.ts (forked with IPC; not meant to be run by hand). Opens N
- * subscribers of one transport on 127.0.0.1, spread round-robin over C channels, reports `ready`,
- * then counts deliveries until every expected one arrived or the drain timeout passes.
+ * subscribers of one transport (SSE, long-poll, WebSocket, or MQTT over WebSocket at QoS 0 or 1)
+ * on 127.0.0.1, spread round-robin over C channels, reports `ready`, then counts deliveries until
+ * every expected one arrived or the drain timeout passes.
  */
 import http from 'node:http';
+import mqttPacket from 'mqtt-packet';
 import WebSocket, { type RawData } from 'ws';
-import { guardChildProcess, type DrainCommand, type FromClient, type OpenCommand, type ReadyReport, type ResultReport, type ToClient } from './ipc.js';
+import { guardChildProcess, type DrainCommand, type FromClient, type OpenCommand, type ReadyReport, type ResultReport, type ToClient, type Transport } from './ipc.js';
 import { Subscriber, Tally } from './tally.js';
 import { openInBatches } from './open-in-batches.js';
 
@@ -166,7 +168,129 @@ function openWs(cmd: OpenCommand, sub: Subscriber, t: Tally): Promise<Connection
   });
 }
 
-const OPENERS = { sse: openSse, poll: openPoll, ws: openWs } as const;
+const MQTT_PUBLISH = 3;
+const MQTT_CONNACK = 2;
+const MQTT_SUBACK = 9;
+const MQTT_PINGRESP = 13;
+const MQTT_DISCONNECT = 14;
+let mqttClients = 0;
+
+/**
+ * MQTT 3.1.1 over WebSocket at /mqtt: CONNECT and SUBSCRIBE (at `qos`) in one frame, open once the
+ * SUBACK grants that QoS. Packets are parsed by hand (fixed header, remaining-length varint, topic,
+ * packet id, payload): the server sends one PUBLISH per frame, but several per frame and packets
+ * split across frames are handled. Every QoS 1 PUBLISH is acknowledged with a PUBACK built by hand
+ * (the PUBACKs of one frame go out together). A PUBLISH at a QoS other than the granted one counts
+ * as unexpected (and is still recorded).
+ */
+function openMqtt(qos: 0 | 1): (cmd: OpenCommand, sub: Subscriber, t: Tally) => Promise<Connection> {
+  return (cmd, sub, t) =>
+    new Promise((resolve, reject) => {
+      const socket = new WebSocket(`${cmd.baseUrl.replace('http', 'ws')}/mqtt`, 'mqtt', { perMessageDeflate: false });
+      const topic = Buffer.from(sub.channel, 'utf8');
+      let opened = false;
+      /** The start of a packet the last frame did not finish. */
+      let pending: Buffer | undefined;
+      const fail = (error: Error): void => {
+        if (!opened) reject(error);
+        else process.stderr.write(`load-client: mqtt subscriber on ${sub.channel}: ${error.message}\n`);
+        socket.terminate();
+      };
+      socket.on('open', () => {
+        const connect = mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clientId: `bench-${process.pid}-${++mqttClients}`, clean: true, keepalive: 0 });
+        const subscribe = mqttPacket.generate({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: sub.channel, qos }] });
+        socket.send(Buffer.concat([connect, subscribe]));
+      });
+      socket.on('message', (data: RawData, isBinary: boolean) => {
+        if (!isBinary) return fail(new Error('mqtt: a text frame'));
+        // Binary messages arrive as one Buffer (binaryType 'nodebuffer').
+        let frame = data as Buffer;
+        if (pending) {
+          frame = Buffer.concat([pending, frame]);
+          pending = undefined;
+        }
+        let acks: number[] | undefined;
+        let offset = 0;
+        while (offset < frame.length) {
+          const first = frame[offset] as number;
+          // Remaining length: 1–4 bytes, 7 bits each, least significant first.
+          let remaining = 0;
+          let multiplier = 1;
+          let at = offset + 1;
+          let complete = false;
+          while (at < frame.length) {
+            const byte = frame[at++] as number;
+            remaining += (byte & 0x7f) * multiplier;
+            if ((byte & 0x80) === 0) {
+              complete = true;
+              break;
+            }
+            multiplier *= 128;
+            if (multiplier > 128 ** 3) return fail(new Error('mqtt: malformed remaining length'));
+          }
+          const end = at + remaining;
+          if (!complete || end > frame.length) break;
+          const type = first >> 4;
+          if (type === MQTT_PUBLISH) {
+            const publishQos = (first >> 1) & 3;
+            const topicLength = frame.readUInt16BE(at);
+            const topicEnd = at + 2 + topicLength;
+            const onChannel = topicLength === topic.length && topic.compare(frame, at + 2, topicEnd) === 0;
+            let payloadAt = topicEnd;
+            if (publishQos > 0) {
+              (acks ??= []).push(frame.readUInt16BE(payloadAt));
+              payloadAt += 2;
+            }
+            if (publishQos !== qos) t.unexpected++;
+            t.scanData(sub, onChannel, frame.toString('utf8', payloadAt, end));
+          } else if (type === MQTT_CONNACK) {
+            const code = frame[at + 1] as number;
+            if (code !== 0) return fail(new Error(`mqtt: CONNACK return code ${code}`));
+          } else if (type === MQTT_SUBACK) {
+            const granted = frame[at + 2] as number;
+            if (granted >= 0x80) return fail(new Error(`mqtt: SUBACK refused ${sub.channel} (0x${granted.toString(16)})`));
+            if (granted !== qos) return fail(new Error(`mqtt: SUBACK granted QoS ${granted}, asked ${qos}`));
+            if (!opened) {
+              opened = true;
+              resolve({ close: () => socket.terminate() });
+            }
+          } else if (type === MQTT_DISCONNECT) {
+            process.stderr.write(`load-client: mqtt DISCONNECT from the server on ${sub.channel}\n`);
+          } else if (type !== MQTT_PINGRESP) {
+            process.stderr.write(`load-client: unexpected mqtt packet type ${type}\n`);
+          }
+          offset = end;
+        }
+        if (offset < frame.length) pending = Buffer.from(frame.subarray(offset));
+        if (acks) {
+          const bytes = Buffer.allocUnsafe(4 * acks.length);
+          for (let i = 0; i < acks.length; i++) {
+            const id = acks[i] as number;
+            bytes[4 * i] = 0x40;
+            bytes[4 * i + 1] = 0x02;
+            bytes[4 * i + 2] = id >> 8;
+            bytes[4 * i + 3] = id & 0xff;
+          }
+          socket.send(bytes);
+        }
+      });
+      socket.on('close', (code: number) => {
+        if (!opened) reject(new Error(`mqtt: socket closed (${code}) before the SUBACK`));
+        else if (!stopping) t.disconnects++;
+      });
+      socket.on('error', (error) => {
+        if (!stopping) reject(error);
+      });
+    });
+}
+
+const OPENERS: Record<Transport, (cmd: OpenCommand, sub: Subscriber, t: Tally) => Promise<Connection>> = {
+  sse: openSse,
+  poll: openPoll,
+  ws: openWs,
+  mqtt: openMqtt(0),
+  'mqtt-qos1': openMqtt(1),
+};
 
 async function open(cmd: OpenCommand): Promise<void> {
   const t = new Tally(cmd.subscribers * cmd.messagesPerChannel, cmd.messagesPerChannel);

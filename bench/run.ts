@@ -1,6 +1,7 @@
 /**
  * End-to-end benchmark: `npm run bench [-- --subscribers 1000 --channels 10 --messages 200
- * --rate 100 --transports sse,poll,ws --payload-bytes 200]`.
+ * --rate 100 --transports sse,poll,ws --payload-bytes 200]`. Transports: sse, poll, ws, mqtt (MQTT
+ * over WebSocket, QoS 0) and mqtt-qos1 (QoS 1, a PUBACK per delivery); the default is sse,poll,ws.
  *
  * For each transport: a fresh server child (embedded log, 127.0.0.1 only), a load-generator child
  * holding N subscribers over C channels, then M messages per channel published from this process
@@ -12,7 +13,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { TRANSPORTS, nowMs, type FromClient, type ReadyReport, type ResultReport, type ToClient, type Transport } from './ipc.js';
+import { DEFAULT_TRANSPORTS, TRANSPORTS, nowMs, type FromClient, type ReadyReport, type ResultReport, type ToClient, type Transport } from './ipc.js';
 import { cpuSeconds, openFileLimit, peakRssKiB, rssKiB, startServerChild, type ServerChild } from './server-process.js';
 import { round2 } from './tally.js';
 import { nextMessage, runBenchmark, sleep, stopChild } from './harness.js';
@@ -51,7 +52,7 @@ function parseConfig(argv: string[]): Config {
       channels: { type: 'string', default: '10' },
       messages: { type: 'string', default: '200' },
       rate: { type: 'string', default: '100' },
-      transports: { type: 'string', default: TRANSPORTS.join(',') },
+      transports: { type: 'string', default: DEFAULT_TRANSPORTS.join(',') },
       'payload-bytes': { type: 'string', default: '200' },
     },
   });

@@ -64,6 +64,28 @@ export class Tally {
     }
   }
 
+  /**
+   * Records one message whose `data` alone is `text[from, to)` (MQTT: the PUBLISH payload is the
+   * data as JSON text, with the channel in the topic rather than in an envelope). `onChannel` says
+   * whether the message came on the subscriber's channel; seq and sentAt are found as in scan().
+   */
+  scanData(sub: Subscriber, onChannel: boolean, text: string, from = 0, to = text.length): void {
+    const receivedAt = nowMs();
+    const seqAt = text.indexOf(SEQ_KEY, from);
+    const sentAtAt = seqAt === -1 || seqAt >= to ? -1 : text.indexOf(SENT_AT_KEY, seqAt);
+    if (!onChannel || sentAtAt === -1 || sentAtAt >= to) {
+      this.unexpected++;
+      return;
+    }
+    const seq = Number(text.slice(seqAt + SEQ_KEY.length, sentAtAt));
+    // sentAt ends at the `,` before "pad" (or at the closing brace of a data without one).
+    const sentAtFrom = sentAtAt + SENT_AT_KEY.length;
+    const comma = text.indexOf(',', sentAtFrom);
+    const end = comma !== -1 && comma < to ? comma : text.lastIndexOf('}', to - 1);
+    const sentAt = end > sentAtFrom ? Number(text.slice(sentAtFrom, end)) : NaN;
+    this.record(sub, seq, sentAt, receivedAt);
+  }
+
   private record(sub: Subscriber, seq: number, sentAt: number, receivedAt: number): void {
     if (!Number.isInteger(seq) || seq < 0 || seq >= this.messagesPerChannel || !Number.isFinite(sentAt)) {
       this.unexpected++;

@@ -43,6 +43,8 @@ export class ConnectionRegistry {
 
   /** Acts on the command; returns how many connections of this node it reached. */
   apply(command: ControlCommand): number {
+    // Session state travels the same log, for the MQTT sessions (mqtt-sessions.ts), not for connections.
+    if (command.type === 'mqtt-session') return 0;
     const targets = 'session' in command.target ? [this.#bySession.get(command.target.session)].filter((c) => c !== undefined) : [...(this.#byUser.get(command.target.user) ?? [])];
     for (const connection of targets) {
       switch (command.type) {

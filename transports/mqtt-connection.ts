@@ -21,9 +21,20 @@ import { burstFor, TokenBucket } from '../src/limits/token-bucket.js';
 import type { TransportContext } from './context.js';
 import { newSessionId, type ControllableConnection } from './connection-registry.js';
 import { toPushError } from './http-errors.js';
+import { TickCork } from './tick-cork.js';
+import type { MqttSessions } from './mqtt-sessions.js';
+import type { Frontier } from '../src/log/position.js';
+import type { MqttSessionState } from '../src/log/control.js';
 
 /** MQTT delivery never goes through a byte format: writeMessage frames each message. */
 const MQTT_UNUSED_FORMAT: WireFormat = defineWireFormat('mqtt', () => Buffer.alloc(0));
+
+/** How long a 3.1.1 persistent session (clean=false) lives after its client leaves; MQTT 5 says its own. */
+const DEFAULT_SESSION_EXPIRY_S = 86_400;
+/** The longest a session is kept, whatever the client asks (MQTT 5 0xFFFFFFFF means "never"). */
+const MAX_SESSION_EXPIRY_S = 7 * 86_400;
+/** Saves of a session's state are at most this frequent (and always at the end). */
+const SAVE_DELAY_MS = 250;
 
 /** In-flight QoS 1 messages when the client names no Receive Maximum (3.1.1 has none). */
 const DEFAULT_IN_FLIGHT = 100;
@@ -59,17 +70,35 @@ export class MqttConnection implements SessionSink, ControllableConnection {
   #keepalive: NodeJS.Timeout | undefined;
   #keepaliveMs = 0;
   readonly #ops: TokenBucket;
+  /** The parser holds no part of a packet (a frame may then be read on its own). */
+  #parserIdle = true;
   /** Packets of this connection run one after another (a SUBSCRIBE's retained messages before the next packet's effects). */
   #chain: Promise<void> = Promise.resolve();
+  // A persistent session: its client id, how long it outlives the connection, and its position.
+  #clientId = '';
+  #persistent = false;
+  #expiryMs = 0;
+  /** Messages sent and not yet in the cursor, in order: QoS 1 until PUBACKed (packetId), QoS 0 (0) behind one. */
+  readonly #unsettled: { frontier: Frontier; packetId: number }[] = [];
+  /** Everything up to here was delivered (QoS 0) or acknowledged (QoS 1). */
+  #cursor: Frontier | undefined;
+  #sentThrough: Frontier | undefined;
+  /** Messages up to here were sent to an earlier connection of this session: resent with DUP. */
+  #dupThrough: Frontier | undefined;
+  #saveTimer: NodeJS.Timeout | undefined;
+  /** This tick's PUBLISHes go out in one write. */
+  readonly #cork: TickCork;
 
   constructor(
     private readonly socket: WebSocket,
     private readonly ctx: TransportContext,
+    private readonly sessions: MqttSessions,
     private readonly onClosed: () => void,
   ) {
     this.identity = ctx.auth.anonymous;
     this.session = new Session(ctx.engine, this, { maxBufferedBytes: ctx.options.maxBufferedBytes });
     this.#ops = new TokenBucket(ctx.options.opRate, burstFor(ctx.options.opRate));
+    this.#cork = new TickCork(socket);
     this.#parser = mqttPacket.parser({ protocolVersion: 5 });
     this.#parser.on('packet', (packet: Packet) => this.#enqueue(packet));
     this.#parser.on('error', (error: Error) => this.#protocolError(`malformed packet: ${error.message}`));
@@ -90,7 +119,13 @@ export class MqttConnection implements SessionSink, ControllableConnection {
     if (this.#phase === 'closed') return;
     if (!isBinary) return this.#protocolError('MQTT packets travel in binary frames');
     this.#armKeepalive(this.#keepaliveMs);
-    this.#parser.parse(data);
+    // The common case at QoS 1, a frame holding one plain PUBACK, skips the general parser.
+    if (this.#parserIdle && data.length === 4 && data[0] === 0x40 && data[1] === 0x02 && this.#phase === 'connected') {
+      if (this.#ops.take()) this.#acked(data.readUInt16BE(2));
+      else this.#close(REASON.quotaExceeded, 'over the packet rate limit');
+      return;
+    }
+    this.#parserIdle = this.#parser.parse(data) === 0;
     // A remaining length the server would never accept: refuse before buffering it.
     const pending = (this.#parser as unknown as { packet?: { length?: number } }).packet?.length ?? 0;
     if (pending > this.#maxPacketBytes) this.#protocolError(`a packet of ${pending} bytes is over the limit of ${this.#maxPacketBytes}`, REASON.packetTooLarge);
@@ -126,6 +161,8 @@ export class MqttConnection implements SessionSink, ControllableConnection {
       case 'pingreq':
         return this.#send({ cmd: 'pingresp' });
       case 'disconnect':
+        // The session's last state is saved before the connection goes, so another node has it.
+        if (this.#persistent) await this.#save().catch(() => {});
         return this.#close(undefined);
       case 'connect':
         return this.#protocolError('a second CONNECT');
@@ -159,18 +196,62 @@ export class MqttConnection implements SessionSink, ControllableConnection {
       this.#connack(CONNACK.notAuthorized[version]);
       return this.#close(undefined);
     }
+    this.#clientId = packet.clientId ?? '';
+    const expiry = version === 5 ? (packet.properties?.sessionExpiryInterval ?? 0) : packet.clean === false ? DEFAULT_SESSION_EXPIRY_S : 0;
+    this.#persistent = expiry > 0;
+    this.#expiryMs = Math.min(expiry, MAX_SESSION_EXPIRY_S) * 1000;
+    if (this.#persistent && this.#clientId === '') {
+      this.#connack(CONNACK.badClientId[version]);
+      return this.#close(undefined);
+    }
+    const stored = this.#persistent ? await this.sessions.load(this.#clientId) : undefined;
+    // Someone else's session under the same client id is not this client's to resume.
+    const state = stored !== undefined && stored.user === this.identity.user ? stored : undefined;
+    if (!this.#persistent && this.#clientId !== '' && this.sessions.has(this.#clientId)) void this.sessions.save(this.#clientId, null).catch(() => {});
+    if ((this.#phase as Phase) === 'closed') return; // the socket went while the session was looked up
     this.#phase = 'connected';
     this.#maxInFlight = Math.max(1, Math.min(packet.properties?.receiveMaximum ?? DEFAULT_IN_FLIGHT, 65_535));
     this.#keepaliveMs = (packet.keepalive ?? 0) * 1500;
     this.#armKeepalive(this.#keepaliveMs);
     this.ctx.registry.add(this);
     this.ctx.metrics.auth('ok', 'mqtt');
-    this.#connack(CONNACK.accepted[version]);
+    this.#connack(CONNACK.accepted[version], state !== undefined);
+    if (state) await this.#resume(state);
   }
 
-  #connack(code: number): void {
-    if (this.#version === 5) this.#send({ cmd: 'connack', reasonCode: code, sessionPresent: false, properties: { receiveMaximum: 65_535, retainAvailable: true, wildcardSubscriptionAvailable: true, sharedSubscriptionAvailable: false, maximumQoS: 1, maximumPacketSize: this.#maxPacketBytes } });
-    else this.#send({ cmd: 'connack', returnCode: code, sessionPresent: false });
+  /**
+   * Picks a persistent session up where it stopped, on whichever node saved it: its subscriptions
+   * (those the token still grants), and every message after its cursor, exactly once, in order.
+   */
+  async #resume(state: MqttSessionState): Promise<void> {
+    const from = this.ctx.resumer.resumePoint(state.cursor);
+    if (from.kind === 'cursor') this.#cursor = from.cursor;
+    const sent = this.ctx.resumer.resumePoint(state.sentThrough);
+    if (sent.kind === 'cursor') this.#dupThrough = sent.cursor;
+    const topics: string[] = [];
+    for (const { topic, qos } of state.filters) {
+      try {
+        this.ctx.resumer.checkSubscribe(this.identity, [topic], topics);
+      } catch {
+        continue; // no longer granted: dropped from the session
+      }
+      this.#qos.set(topic, qos);
+      topics.push(topic);
+    }
+    if (topics.length === 0) return;
+    const plan = await this.ctx.resumer.subscribe(this.identity, this.session, topics, from, null, this.identity.rate ? { maxRate: this.identity.rate } : {});
+    if (!plan || this.session.closed) return;
+    // MQTT cannot tell a client what is gone (a reset): it is counted, and what is held follows.
+    if (plan.resets.length > 0) this.ctx.metrics.badInput('mqtt', 'session_reset');
+    this.session.replayFromLog(plan.fromLog);
+    this.session.replay(plan.backlog);
+    this.session.release();
+    this.#scheduleSave();
+  }
+
+  #connack(code: number, sessionPresent = false): void {
+    if (this.#version === 5) this.#send({ cmd: 'connack', reasonCode: code, sessionPresent, properties: { receiveMaximum: 65_535, retainAvailable: true, wildcardSubscriptionAvailable: true, sharedSubscriptionAvailable: false, maximumQoS: 1, maximumPacketSize: this.#maxPacketBytes } });
+    else this.#send({ cmd: 'connack', returnCode: code, sessionPresent });
   }
 
   /** A SUBSCRIBE (or a backend's server-API subscribe: `ack` false, no SUBACK the client did not ask for). */
@@ -204,16 +285,24 @@ export class MqttConnection implements SessionSink, ControllableConnection {
       if (!held.includes(topic)) held.push(topic);
       accepted.push({ topic, retained: retain });
     }
-    if (ack) this.#send(this.#version === 5 ? { cmd: 'suback', messageId: packet.messageId, granted, properties: {} } : { cmd: 'suback', messageId: packet.messageId, granted });
-    for (const { topic, retained } of accepted) {
-      const plan = await this.ctx.resumer.subscribe(this.identity, this.session, [topic], { kind: 'now' }, null, {
+    // Registered (held) before the SUBACK goes out, so that nothing published after the client
+    // sees its SUBACK can be missed; the retained snapshot and anything held follow the SUBACK.
+    const plans = accepted.map(({ topic, retained }) =>
+      this.ctx.resumer.subscribe(this.identity, this.session, [topic], { kind: 'now' }, null, {
         ...(retained ? { snapshot: 'latest' as const } : {}),
         ...(this.identity.rate ? { maxRate: this.identity.rate } : {}),
-      });
+      }),
+    );
+    if (ack) this.#send(this.#version === 5 ? { cmd: 'suback', messageId: packet.messageId, granted, properties: {} } : { cmd: 'suback', messageId: packet.messageId, granted });
+    for (const [i, planned] of plans.entries()) {
+      const plan = await planned;
       if (!plan || this.session.closed) return;
-      this.session.replaySnapshot(plan.snapshot, plan.startCursor, [topic]);
-      this.session.release();
+      // A persistent session's position starts where its first subscription did.
+      if (this.#persistent && this.#cursor === undefined) this.#cursor = plan.startCursor;
+      this.session.replaySnapshot(plan.snapshot, plan.startCursor, [(accepted[i] as { topic: string }).topic]);
     }
+    this.session.release();
+    if (accepted.length > 0) this.#scheduleSave();
   }
 
   async #serverSubscribe(packet: ISubscribePacket): Promise<void> {
@@ -230,6 +319,7 @@ export class MqttConnection implements SessionSink, ControllableConnection {
       this.session.unsubscribe(topic);
       this.#qos.delete(topic);
     }
+    this.#scheduleSave();
     // 3.1.1's UNSUBACK carries no codes (mqtt-packet ignores `granted` for it).
     this.#send({ cmd: 'unsuback', messageId: packet.messageId, granted: packet.unsubscriptions.map(() => 0), ...(this.#version === 5 ? { properties: {} } : {}) });
   }
@@ -261,9 +351,12 @@ export class MqttConnection implements SessionSink, ControllableConnection {
     if (this.#phase !== 'connected') return;
     const qos = this.#qos.get(subscription.channel) ?? 0;
     const template = message.memo(shapeKey({ version: this.#version, qos, retain: snapshot }), (): PublishTemplate => publishTemplate(message.channel, payloadBytes(message.payload), { version: this.#version, qos, retain: snapshot }));
+    const packetId = qos === 0 ? 0 : this.#takeId();
+    if (this.#persistent && !snapshot) this.#sent(message.frontier, packetId);
+    this.#cork.hold();
     if (qos === 0) return this.socket.send(template.bytes);
-    const packetId = this.#takeId();
-    const bytes = withPacketId(template, packetId);
+    const dup = this.#dupThrough !== undefined && message.isCoveredBy(this.#dupThrough);
+    const bytes = withPacketId(template, packetId, dup);
     if (this.#inFlight.size < this.#maxInFlight) {
       this.#inFlight.set(packetId, bytes);
       this.socket.send(bytes);
@@ -276,11 +369,60 @@ export class MqttConnection implements SessionSink, ControllableConnection {
 
   #acked(packetId: number): void {
     if (!this.#inFlight.delete(packetId)) return;
+    if (this.#persistent) this.#settle(packetId);
     const next = this.#queue.shift();
     if (!next) return;
     this.#queuedBytes -= next.length;
     this.#inFlight.set(next.readUInt16BE(idOffsetOf(next)), next);
     this.socket.send(next);
+  }
+
+  /** A message went out: its position joins the cursor now (QoS 0, nothing unacknowledged before it) or once settled. */
+  #sent(frontier: Frontier, packetId: number): void {
+    this.#sentThrough = this.#sentThrough ? this.#sentThrough.max(frontier) : frontier;
+    if (packetId === 0 && this.#unsettled.length === 0) this.#cursor = this.#cursor ? this.#cursor.max(frontier) : frontier;
+    else this.#unsettled.push({ frontier, packetId });
+    this.#scheduleSave();
+  }
+
+  /** A PUBACK: the cursor moves over every message sent before the first still unacknowledged one. */
+  #settle(packetId: number): void {
+    const entry = this.#unsettled.find((e) => e.packetId === packetId);
+    if (entry) entry.packetId = 0;
+    while (this.#unsettled.length > 0 && (this.#unsettled[0] as { packetId: number }).packetId === 0) {
+      const { frontier } = this.#unsettled.shift() as { frontier: Frontier };
+      this.#cursor = this.#cursor ? this.#cursor.max(frontier) : frontier;
+    }
+    this.#scheduleSave();
+  }
+
+  /** What another connection of this session resumes from. */
+  #state(): MqttSessionState {
+    // Nothing waiting for a PUBACK: every message of its filters up to the node's position is delivered.
+    const idle = this.#unsettled.length === 0 && this.#phase === 'connected' ? this.session.idleCursor() : undefined;
+    const cursor = idle && this.#cursor ? idle.max(this.#cursor) : (idle ?? this.#cursor);
+    return {
+      user: this.identity.user,
+      filters: [...this.#qos].map(([topic, qos]) => ({ topic, qos })),
+      cursor: cursor?.toString(),
+      sentThrough: this.#sentThrough?.toString(),
+      expiresAt: Date.now() + this.#expiryMs,
+    };
+  }
+
+  #scheduleSave(): void {
+    if (!this.#persistent || this.#saveTimer !== undefined || this.#phase !== 'connected') return;
+    this.#saveTimer = setTimeout(() => {
+      this.#saveTimer = undefined;
+      void this.#save().catch((error: unknown) => this.ctx.logError(error, 'mqtt session save failed'));
+    }, SAVE_DELAY_MS);
+    this.#saveTimer.unref();
+  }
+
+  #save(): Promise<void> {
+    clearTimeout(this.#saveTimer);
+    this.#saveTimer = undefined;
+    return this.sessions.save(this.#clientId, this.#state());
   }
 
   #takeId(): number {
@@ -336,6 +478,7 @@ export class MqttConnection implements SessionSink, ControllableConnection {
   #close(reason: number | undefined, message?: string): void {
     if (this.#phase === 'closed') return;
     const wasConnected = this.#phase === 'connected';
+    this.#finalSave(wasConnected);
     this.#phase = 'closed';
     clearTimeout(this.#keepalive);
     if (wasConnected && this.#version === 5 && reason !== undefined) {
@@ -345,9 +488,20 @@ export class MqttConnection implements SessionSink, ControllableConnection {
     this.session.close();
   }
 
+  /** The last state of a persistent session, as the connection ends (however it ends). */
+  #finalSave(wasConnected: boolean): void {
+    if (!this.#persistent || !wasConnected) return;
+    const state = this.#state();
+    clearTimeout(this.#saveTimer);
+    this.#saveTimer = undefined;
+    this.#persistent = false; // nothing more to save from this connection
+    void this.sessions.save(this.#clientId, state).catch((error: unknown) => this.ctx.logError(error, 'mqtt session save failed'));
+  }
+
   /** The socket ended (either side). */
   closed(): void {
     if (this.#phase !== 'closed') {
+      this.#finalSave(this.#phase === 'connected');
       this.#phase = 'closed';
       clearTimeout(this.#keepalive);
       this.session.close();

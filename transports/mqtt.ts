@@ -8,6 +8,8 @@ import type WebSocket from 'ws';
 import type { TransportContext } from './context.js';
 import { MqttConnection } from './mqtt-connection.js';
 import { upgradeGuard } from './upgrade-guard.js';
+import { MqttSessions } from './mqtt-sessions.js';
+import type { ControlLog } from '../src/log/control.js';
 
 /** The WebSocket subprotocols an MQTT client offers; the first one offered that we speak is chosen. */
 export function chooseSubprotocol(offered: ReadonlySet<string>): string | false {
@@ -15,8 +17,9 @@ export function chooseSubprotocol(offered: ReadonlySet<string>): string | false 
   return false;
 }
 
-export function registerMqtt(app: FastifyInstance, ctx: TransportContext): void {
+export function registerMqtt(app: FastifyInstance, ctx: TransportContext, control: ControlLog): void {
   const connections = new Set<MqttConnection>();
+  const sessions = new MqttSessions(control);
   ctx.onShutdown(() => {
     for (const connection of connections) connection.serverDisconnect(0, 'the server is shutting down: reconnect');
   });
@@ -29,7 +32,7 @@ export function registerMqtt(app: FastifyInstance, ctx: TransportContext): void 
     handler: guard.handler,
     wsHandler: (socket: WebSocket, request) => {
       const release = guard.releaseOf(request);
-      const connection = new MqttConnection(socket, ctx, () => {
+      const connection = new MqttConnection(socket, ctx, sessions, () => {
         connections.delete(connection);
         release();
         ctx.metrics.connectionClosed('mqtt');

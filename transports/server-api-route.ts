@@ -18,16 +18,20 @@ import { filterProblem } from '../src/protocol/channel-filter.js';
 import type { TransportContext } from './context.js';
 import { requireApiKey } from './credentials.js';
 
+/** The commands a backend sends through the server API. */
+type ServerApiType = 'subscribe' | 'unsubscribe' | 'disconnect';
+
 const MAX_ID_LENGTH = 255;
 const MAX_REASON_BYTES = 123;
 
 export function registerServerApi(app: FastifyInstance, ctx: TransportContext, control: ControlLog): void {
   control.onCommand((command) => {
+    if (command.type === 'mqtt-session') return;
     const reached = ctx.registry.apply(command);
     ctx.metrics.controlApplied(command.type, reached);
   });
 
-  const route = (type: ControlCommand['type']) => async (request: FastifyRequest, reply: FastifyReply) => {
+  const route = (type: ServerApiType) => async (request: FastifyRequest, reply: FastifyReply) => {
     await requireApiKey(ctx, request);
     const body = request.body;
     if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new PushError('bad_request', 'body must be a JSON object');
@@ -48,7 +52,7 @@ function targetOf(fields: Record<string, unknown>): ControlTarget {
   return name === 'user' ? { user: value } : { session: value };
 }
 
-function commandOf(type: ControlCommand['type'], target: ControlTarget, fields: Record<string, unknown>): ControlCommand {
+function commandOf(type: ServerApiType, target: ControlTarget, fields: Record<string, unknown>): ControlCommand {
   if (type === 'disconnect') {
     const { code = DISCONNECTS.byServer.code, reason = DISCONNECTS.byServer.reason } = fields;
     if (typeof code !== 'number' || !Number.isInteger(code) || code < 4000 || code > 4999) throw new PushError('bad_request', 'code must be an integer from 4000 to 4999 (4000–4499: the client reconnects and resumes; 4500–4999: it does not)');

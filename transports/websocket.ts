@@ -6,7 +6,6 @@
 import type { FastifyInstance } from 'fastify';
 // Types only: brings in the route option `websocket: true` (the plugin is registered by server.ts).
 import type {} from '@fastify/websocket';
-import { Socket } from 'node:net';
 import type { RawData, WebSocket } from 'ws';
 import { SERVER_IDENTITY, type Identity } from '../src/auth/identity.js';
 import { TokenError } from '../src/auth/token-verifier.js';
@@ -19,6 +18,7 @@ import { credentialOf } from './credentials.js';
 import { whenExpired } from './expiry-timer.js';
 import { countRefusal, toPushError } from './http-errors.js';
 import { upgradeGuard } from './upgrade-guard.js';
+import { TickCork, underlyingSocket } from './tick-cork.js';
 import { newSessionId, type ControllableConnection } from './connection-registry.js';
 import { WS_MESSAGE, encodeOp, type ServerOp } from './websocket-format.js';
 import { opIdOf, parseClientOp, parseJsonFrame, type ClientOp } from './websocket-ops.js';
@@ -35,6 +35,8 @@ class WebSocketConnection implements SessionSink, ControllableConnection {
   /** Each subscription is its own stream, with its own cursor. */
   readonly streamPerSubscription = true;
   readonly session: Session;
+  /** This tick's frames go out in one write. */
+  readonly #cork: TickCork;
   readonly sessionId = newSessionId();
   /** Who the client is: anonymous (or open) until a token arrives, at the upgrade or by an `auth` op. */
   identity: Identity;
@@ -63,6 +65,7 @@ class WebSocketConnection implements SessionSink, ControllableConnection {
 
   constructor(private readonly socket: WebSocket, private readonly ctx: TransportContext, identity: Identity) {
     this.session = new Session(ctx.engine, this, { maxBufferedBytes: ctx.options.maxBufferedBytes });
+    this.#cork = new TickCork(socket);
     this.identity = identity;
     this.#ops = new TokenBucket(ctx.options.opRate, burstFor(ctx.options.opRate));
     this.#publishes = new TokenBucket(ctx.options.publishRate, burstFor(ctx.options.publishRate));
@@ -126,27 +129,8 @@ class WebSocketConnection implements SessionSink, ControllableConnection {
   }
 
   write(bytes: Buffer): void {
-    if (!this.#corked) this.#cork();
+    this.#cork.hold();
     this.socket.send(bytes, { binary: false, compress: false });
-  }
-
-  #corked = false;
-
-  /**
-   * Holds this tick's frames in the TCP socket and sends them in one writev on the next tick: a
-   * publish batch of many messages then costs one system call per subscriber instead of one per
-   * message, which is where fan-out spends most of its time. ws corks each frame itself; this
-   * outer cork spans frames.
-   */
-  #cork(): void {
-    const raw = underlyingSocket(this.socket);
-    if (!raw) return;
-    raw.cork();
-    this.#corked = true;
-    process.nextTick(() => {
-      this.#corked = false;
-      raw.uncork();
-    });
   }
 
   disconnect(reason: Disconnect): void {
@@ -351,15 +335,6 @@ class WebSocketConnection implements SessionSink, ControllableConnection {
     this.session.replayEmissions(plan.elided, [op.channel]);
     this.session.release();
   }
-}
-
-/**
- * The TCP socket under a ws WebSocket. ws keeps it in the private `_socket`; this is the one place
- * that reaches for it, and it degrades to no corking if that ever changes.
- */
-function underlyingSocket(socket: WebSocket): Socket | undefined {
-  const raw = (socket as unknown as { _socket?: unknown })._socket;
-  return raw instanceof Socket ? raw : undefined;
 }
 
 function withId<T extends ServerOp>(op: T, id: string | undefined): T {

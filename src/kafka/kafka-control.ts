@@ -23,6 +23,8 @@ import { TailReader, type TailState } from './tail-reader.js';
 export const CONTROL_RETENTION_MS = 3_600_000;
 /** Longest wait for the control topic's end (a topic just created has no leader for a moment). */
 const OFFSETS_WAIT_MS = 15_000;
+/** Longest wait for this node to read the control topic up to its end. */
+const CAUGHT_UP_WAIT_MS = 3_000;
 /** Commands are read from partition 0 and written to it (a topic made by hand with more partitions still works). */
 const PARTITION = 0;
 
@@ -118,6 +120,25 @@ export class KafkaControlLog implements ControlLog {
 
   onCommand(handler: Handler): void {
     this.#handlers.push(handler);
+  }
+
+  /**
+   * Waits until this node has read every command written before now (a reconnecting MQTT client's
+   * session may have been saved by another node a moment ago). Bounded: after CAUGHT_UP_WAIT_MS it
+   * goes on with what it has.
+   */
+  async caughtUp(): Promise<void> {
+    if (!this.#consumer || !this.#tail) return;
+    const deadline = Date.now() + CAUGHT_UP_WAIT_MS;
+    try {
+      const offsets = await this.#consumer.listOffsets({ topics: [this.topic], partitions: { [this.topic]: [PARTITION] }, timestamp: ListOffsetTimestamps.LATEST });
+      const end = Number(offsets.get(this.topic)?.[PARTITION] ?? 0n);
+      for (let delay = 5; (this.#tail.state.positions[0] ?? -1) < end - 1 && Date.now() < deadline; delay = Math.min(100, delay * 2)) {
+        await new Promise((resolve) => setTimeout(resolve, delay));
+      }
+    } catch (error) {
+      this.#log.debug({ err: error }, 'kafka control topic: could not read its end');
+    }
   }
 
   async close(): Promise<void> {

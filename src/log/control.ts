@@ -8,7 +8,22 @@
 export type ControlCommand =
   | { readonly type: 'subscribe'; readonly target: ControlTarget; readonly channel: string; readonly cursor?: string }
   | { readonly type: 'unsubscribe'; readonly target: ControlTarget; readonly channel: string }
-  | { readonly type: 'disconnect'; readonly target: ControlTarget; readonly code: number; readonly reason: string };
+  | { readonly type: 'disconnect'; readonly target: ControlTarget; readonly code: number; readonly reason: string }
+  /** An MQTT persistent session's state (null: ended), so that a reconnect to any node resumes it. */
+  | { readonly type: 'mqtt-session'; readonly clientId: string; readonly session: MqttSessionState | null };
+
+/** What a persistent MQTT session keeps between connections (docs/mqtt.md). */
+export interface MqttSessionState {
+  /** The token's `sub` that owns it: another user's CONNECT with the same client id starts clean. */
+  readonly user: string | undefined;
+  readonly filters: readonly { readonly topic: string; readonly qos: 0 | 1 }[];
+  /** Everything up to here was delivered (QoS 0) or acknowledged (QoS 1). */
+  readonly cursor: string | undefined;
+  /** Up to here messages were sent: resent ones carry DUP. */
+  readonly sentThrough: string | undefined;
+  /** ms since the epoch: past it the session is gone. */
+  readonly expiresAt: number;
+}
 
 /** Whose connections: every connection of a user (token `sub`), or one session. */
 export type ControlTarget = { readonly user: string } | { readonly session: string };
@@ -20,6 +35,8 @@ export interface ControlLog {
   onCommand(handler: (command: ControlCommand) => void): void;
   /** False when this log cannot carry commands (e.g. the Kafka control topic is missing). */
   readonly available: boolean;
+  /** Resolves once this node has read every command appended before the call (bounded wait). */
+  caughtUp(): Promise<void>;
 }
 
 /** Encodes a command as the record value (JSON, with a version for later changes). */
@@ -37,7 +54,8 @@ export function decodeCommand(bytes: Uint8Array | null): ControlCommand | undefi
     return undefined;
   }
   if (typeof value !== 'object' || value === null) return undefined;
-  const { v, type, target, channel, cursor, code, reason } = value as Record<string, unknown>;
+  const { v, type, target, channel, cursor, code, reason, clientId, session } = value as Record<string, unknown>;
+  if (v === 1 && type === 'mqtt-session' && typeof clientId === 'string' && (session === null || isSessionState(session))) return { type, clientId, session };
   if (v !== 1 || !isTarget(target)) return undefined;
   if ((type === 'subscribe' || type === 'unsubscribe') && typeof channel === 'string') {
     if (type === 'unsubscribe') return { type, target, channel };
@@ -45,6 +63,16 @@ export function decodeCommand(bytes: Uint8Array | null): ControlCommand | undefi
   }
   if (type === 'disconnect' && typeof code === 'number' && typeof reason === 'string') return { type, target, code, reason };
   return undefined;
+}
+
+function isSessionState(value: unknown): value is MqttSessionState {
+  if (typeof value !== 'object' || value === null) return false;
+  const { user, filters, cursor, sentThrough, expiresAt } = value as Record<string, unknown>;
+  const optionalString = (x: unknown): boolean => x === undefined || typeof x === 'string';
+  return (
+    optionalString(user) && optionalString(cursor) && optionalString(sentThrough) && typeof expiresAt === 'number' &&
+    Array.isArray(filters) && filters.every((f) => typeof f === 'object' && f !== null && typeof (f as { topic?: unknown }).topic === 'string' && ((f as { qos?: unknown }).qos === 0 || (f as { qos?: unknown }).qos === 1))
+  );
 }
 
 function isTarget(value: unknown): value is ControlTarget {
@@ -67,4 +95,7 @@ export class InProcessControlLog implements ControlLog {
   onCommand(handler: (command: ControlCommand) => void): void {
     this.#handlers.push(handler);
   }
+
+  /** Commands reach the handlers as they are sent: always caught up. */
+  async caughtUp(): Promise<void> {}
 }

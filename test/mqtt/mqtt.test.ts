@@ -225,3 +225,70 @@ describe('MQTT keepalive and malformed input', () => {
     await client.endAsync();
   });
 });
+
+describe('MQTT persistent sessions (one node)', () => {
+  /** Connects and records, with the handlers on before the CONNACK (a session's backlog follows it at once). */
+  function open(version: 4 | 5, clientId: string, password: string, persistent: boolean): Promise<{ client: MqttClient; sessionPresent: boolean; received: Received[]; changed: EventEmitter }> {
+    const received: Received[] = [];
+    const changed = new EventEmitter();
+    const client = mqtt.connect(mqttUrl, {
+      protocolVersion: version,
+      clientId,
+      clean: version === 4 ? !persistent : true,
+      ...(version === 5 ? { properties: { sessionExpiryInterval: persistent ? 300 : 0 } } : {}),
+      reconnectPeriod: 0,
+      username: 'token',
+      password,
+    });
+    clients.push(client);
+    client.on('message', (topic, payload, packet) => {
+      received.push({ topic, data: JSON.parse(payload.toString()) as unknown, qos: packet.qos, retain: packet.retain });
+      changed.emit('change');
+    });
+    return new Promise((resolve, reject) => {
+      client.once('connect', (connack) => resolve({ client, sessionPresent: connack.sessionPresent, received, changed }));
+      client.once('error', reject);
+    });
+  }
+
+  for (const version of [4, 5] as const) {
+    it(`MQTT ${version}: a session that left gets exactly what it missed when it comes back, without subscribing again`, async () => {
+      const token = await userToken(`ps${version}`, CAPS);
+      const clientId = `persistent-${version}`;
+      const first = await open(version, clientId, token, true);
+      expect(first.sessionPresent).toBe(false);
+      await first.client.subscribeAsync(`mq/ps${version}/#`, { qos: 1 });
+      for (let n = 0; n < 3; n++) await backendPublish(`mq/ps${version}/a`, n);
+      await until(first.changed, () => first.received.length >= 3, 'the first three');
+      await first.client.endAsync();
+
+      const missed = 50;
+      await publishAs(server.url, API_KEY, { messages: Array.from({ length: missed }, (_, i) => ({ channel: `mq/ps${version}/${i % 2 ? 'a' : 'b/c'}`, data: 3 + i })) }, {}, '/v1/server/publish');
+      const again = await open(version, clientId, token, true);
+      expect(again.sessionPresent).toBe(true);
+      await until(again.changed, () => again.received.length >= missed, `the ${missed} missed`);
+      await backendPublish(`mq/ps${version}/a`, 'live');
+      await until(again.changed, () => again.received.some((m) => m.data === 'live'), 'a live message');
+      expect(again.received.map((m) => m.data)).toEqual([...Array.from({ length: missed }, (_, i) => 3 + i), 'live']);
+      expect(again.received.every((m) => m.qos === 1)).toBe(true);
+      await again.client.endAsync();
+
+      // A clean start ends the session: the next persistent connect finds none.
+      const clean = await open(version, clientId, token, false);
+      expect(clean.sessionPresent).toBe(false);
+      await clean.client.endAsync();
+      const fresh = await open(version, clientId, token, true);
+      expect(fresh.sessionPresent).toBe(false);
+      await fresh.client.endAsync();
+    });
+  }
+
+  it("does not resume another user's session under the same client id", async () => {
+    const mine = await open(5, 'shared-id', await userToken('owner', CAPS), true);
+    await mine.client.subscribeAsync('mq/owned/#', { qos: 1 });
+    await mine.client.endAsync();
+    const theirs = await open(5, 'shared-id', await userToken('intruder', CAPS), true);
+    expect(theirs.sessionPresent).toBe(false);
+    await theirs.client.endAsync();
+  });
+});
