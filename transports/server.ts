@@ -21,7 +21,7 @@ import { countRefusal, sendError, toPushError } from './http-errors.js';
 import { registerPolling } from './polling.js';
 import { registerPublish } from './publish-route.js';
 import { registerSse } from './sse.js';
-import { registerStaticFiles } from './static-files.js';
+import { registerStaticFiles, registerVendorMqtt } from './static-files.js';
 import { maxWebSocketPayload, registerWebSocket } from './websocket.js';
 import { PushError } from '../src/errors.js';
 import { Authenticator, type AuthOptions } from '../src/auth/authenticator.js';
@@ -148,7 +148,10 @@ export async function buildServer(parts: ServerParts): Promise<FastifyInstance> 
   registerPolling(app, ctx);
   registerWebSocket(app, ctx);
   registerMqtt(app, ctx, parts.source.control);
-  if (parts.publicDir) registerStaticFiles(app, parts.publicDir);
+  if (parts.publicDir) {
+    registerStaticFiles(app, parts.publicDir);
+    registerVendorMqtt(app);
+  }
   return app;
 }
 

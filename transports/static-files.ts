@@ -3,7 +3,8 @@
  * sent from memory. Only files that exist in the folder are routable, so no path can escape it.
  */
 import { readdirSync, readFileSync, statSync } from 'node:fs';
-import { extname, join } from 'node:path';
+import { createRequire } from 'node:module';
+import { dirname, extname, join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 
 const CONTENT_TYPES: Record<string, string> = {
@@ -35,4 +36,20 @@ export function registerStaticFiles(app: FastifyInstance, dir: string): void {
       app.get(route, async (_request, reply) => reply.header('content-type', file.type).header('cache-control', 'no-cache').send(file.body));
     }
   }
+}
+
+/**
+ * MQTT.js's browser bundle at `/vendor/mqtt.min.js`, for the demo board's MQTT choice, when the
+ * `mqtt` package is installed (it is a development dependency: present in a clone, not in an
+ * installed package, where the page then hides the choice).
+ */
+export function registerVendorMqtt(app: FastifyInstance): void {
+  let body: Buffer;
+  try {
+    const require = createRequire(import.meta.url);
+    body = readFileSync(join(dirname(require.resolve('mqtt/package.json')), 'dist', 'mqtt.min.js'));
+  } catch {
+    return;
+  }
+  app.get('/vendor/mqtt.min.js', async (_request, reply) => reply.header('content-type', CONTENT_TYPES['.js'] as string).header('cache-control', 'no-cache').send(body));
 }

@@ -87,6 +87,23 @@ describe.skipIf(!available)(`demo pages in Chromium${available ? '' : ` (skipped
     }
   });
 
+  it('runs the same board on an unmodified MQTT.js over /mqtt', async () => {
+    const page = await browser.newPage({ viewport: { width: 1100, height: 720 } });
+    try {
+      await page.goto(`${server.url}/?transport=mqtt`);
+      await page.waitForFunction(
+        "document.getElementById('via')?.textContent === 'mqtt' && [...document.querySelectorAll('#board tr td:nth-child(3)')].filter((c) => c.textContent !== '–').length > 6",
+        undefined,
+        { timeout: 30_000 },
+      );
+      expect(await page.textContent('#state')).toBe('connected');
+      expect(await page.inputValue('#transport')).toBe('mqtt');
+      await page.screenshot({ path: 'test-results/demo-mqtt.png' });
+    } finally {
+      await page.close();
+    }
+  });
+
   it.each(['vcdiff', 'json-patch'])('shows the vehicle fleet with %s deltas', async (delta) => {
     const page = await browser.newPage({ viewport: { width: 1150, height: 640 } });
     try {

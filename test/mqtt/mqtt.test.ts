@@ -12,6 +12,7 @@ import type { RunningServer } from '../../src/start.js';
 import { startTestServer } from '../helpers/server.js';
 import { SecureSse, hsToken, publishAs, userToken, SECRET } from '../helpers/security-kit.js';
 import { waitForChange } from '../helpers/wait-for-change.js';
+import { metricValue, scrapeMetrics } from '../helpers/limit-clients.js';
 import { EventEmitter } from 'node:events';
 
 const API_KEY = 'mqtt-test-api-key-0000001';
@@ -94,6 +95,8 @@ for (const version of [4, 5] as const) {
         [`mq/${version}/hash/x/y`, 4],
         [`mq/${version}/one`, 5],
       ]);
+      // Counted with the other transports' connections.
+      expect(metricValue(await scrapeMetrics(server.url, API_KEY), 'edgepush_connections', { transport: 'mqtt' })).toBeGreaterThanOrEqual(1);
       await client.endAsync();
     });
 
