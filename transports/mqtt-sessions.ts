@@ -1,8 +1,8 @@
 /**
  * MQTT persistent sessions as every node sees them (docs/mqtt.md): each node keeps the latest state
- * of each session from the control log every node reads (Kafka's control topic, or the embedded
- * log), so a client that reconnects to any node finds its subscriptions and position. Bounded in
- * count; a session past its expiry is gone.
+ * of each session from the sessions log every node reads from its start (Kafka's compacted
+ * sessions topic, or the embedded log), so a client that reconnects to any node finds its
+ * subscriptions and position. Bounded in count; a session past its expiry is gone.
  */
 import { LRUCache } from 'lru-cache';
 import type { ControlLog, MqttSessionState } from '../src/log/control.js';
@@ -34,8 +34,12 @@ export class MqttSessions {
     return this.#byClient.has(clientId);
   }
 
-  /** Saves (or, with null, ends) a session for every node; resolves once the log has it. */
-  save(clientId: string, state: MqttSessionState | null): Promise<void> {
-    return this.control.send({ type: 'mqtt-session', clientId, session: state });
+  /**
+   * Saves (or, with null, ends) a session for every node; resolves once the log has it. Without a
+   * sessions log (its topic missing and not creatable: warned once at start) there is nothing to do.
+   */
+  async save(clientId: string, state: MqttSessionState | null): Promise<void> {
+    if (!this.control.available) return;
+    await this.control.send({ type: 'mqtt-session', clientId, session: state });
   }
 }

@@ -147,7 +147,7 @@ export async function buildServer(parts: ServerParts): Promise<FastifyInstance> 
   registerSse(app, ctx);
   registerPolling(app, ctx);
   registerWebSocket(app, ctx);
-  registerMqtt(app, ctx, parts.source.control);
+  registerMqtt(app, ctx, parts.source.sessions);
   if (parts.publicDir) {
     registerStaticFiles(app, parts.publicDir);
     registerVendorMqtt(app);

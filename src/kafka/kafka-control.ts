@@ -30,6 +30,45 @@ const PARTITION = 0;
 
 type Handler = (command: ControlCommand) => void;
 
+/**
+ * Which of edgepush's own topics a log is: the control topic (commands for the nodes running now:
+ * read from its end, short retention), or the sessions topic (MQTT persistent sessions: compacted,
+ * keyed by client id, read from its start so a node that starts later knows every session).
+ */
+export interface LogTopicSpec {
+  readonly topic: string;
+  /** Topic configs when edgepush creates it. */
+  readonly configs: readonly { name: string; value: string }[];
+  readonly readFrom: 'end' | 'start';
+  /** For log lines: "kafka control topic". */
+  readonly what: string;
+  /** What is lost while it is unavailable, for the warning. */
+  readonly unavailable: string;
+}
+
+export function controlTopicSpec(options: KafkaOptions): LogTopicSpec {
+  return {
+    topic: options.controlTopic,
+    configs: [
+      { name: 'retention.ms', value: String(CONTROL_RETENTION_MS) },
+      { name: 'cleanup.policy', value: 'delete' },
+    ],
+    readFrom: 'end',
+    what: 'kafka control topic',
+    unavailable: 'server API commands (subscribe, unsubscribe, disconnect) are unavailable on this node',
+  };
+}
+
+export function sessionTopicSpec(options: KafkaOptions): LogTopicSpec {
+  return {
+    topic: options.sessionTopic,
+    configs: [{ name: 'cleanup.policy', value: 'compact' }],
+    readFrom: 'start',
+    what: 'kafka sessions topic',
+    unavailable: 'MQTT persistent sessions are unavailable on this node: every session starts clean (sessionPresent=0)',
+  };
+}
+
 export class KafkaControlLog implements ControlLog {
   /** False when the control topic is missing and could not be created (or cannot be read): `send` rejects. */
   readonly available: boolean;
@@ -44,8 +83,11 @@ export class KafkaControlLog implements ControlLog {
   #undecodable = 0;
   #received = 0;
 
-  private constructor(options: KafkaOptions, log: Logger, producer: SharedProducer, reading?: { consumer: Consumer; next: number }) {
-    this.topic = options.controlTopic;
+  readonly #what: string;
+
+  private constructor(options: KafkaOptions, spec: LogTopicSpec, log: Logger, producer: SharedProducer, reading?: { consumer: Consumer; next: number }) {
+    this.topic = spec.topic;
+    this.#what = spec.what;
     this.#log = log;
     this.#producer = producer;
     this.#publishTimeout = options.publishTimeout;
@@ -54,7 +96,7 @@ export class KafkaControlLog implements ControlLog {
       const refs: PartitionRef[] = [{ topic: this.topic, partition: PARTITION, index: 0 }];
       this.#consumer = reading.consumer;
       // The tail's positions are the last offset handled: one before the first command to read.
-      this.#tail = new TailReader(new PartitionFetcher(reading.consumer, refs), refs, [reading.next - 1], log, 'kafka control topic');
+      this.#tail = new TailReader(new PartitionFetcher(reading.consumer, refs), refs, [reading.next - 1], log, spec.what);
     }
     this.#logUndecodable = rateLimitedLog(10, (line, details) => log.warn(details ?? {}, line));
   }
@@ -64,17 +106,17 @@ export class KafkaControlLog implements ControlLog {
    * end now. Never fails for the topic itself (missing and not creatable, or not readable: one
    * warning, and `available` is false); rejects only when the cluster cannot be used at all.
    */
-  static async connect(options: KafkaOptions, log: Logger, producer: SharedProducer): Promise<KafkaControlLog> {
-    const consumer = new Consumer({ ...clientOptions(options, 'control', 2), groupId: `${options.clientId}-unused`, maxWaitTime: 1000 });
+  static async connect(options: KafkaOptions, log: Logger, producer: SharedProducer, spec: LogTopicSpec = controlTopicSpec(options)): Promise<KafkaControlLog> {
+    const consumer = new Consumer({ ...clientOptions(options, spec.readFrom === 'end' ? 'control' : 'sessions', 2), groupId: `${options.clientId}-unused`, maxWaitTime: 1000 });
     try {
-      const found = await findOrCreate(consumer, options, log);
-      const next = found === undefined ? undefined : await startOffset(consumer, options.controlTopic, found.created, log);
+      const found = await findOrCreate(consumer, options, spec, log);
+      const next = found === undefined ? undefined : await startOffset(consumer, spec, found.created, log);
       if (next === undefined) {
         await consumer.close(true);
-        return new KafkaControlLog(options, log, producer);
+        return new KafkaControlLog(options, spec, log, producer);
       }
-      log.info({ topic: options.controlTopic, offset: next }, 'kafka control topic: reading commands from its end');
-      return new KafkaControlLog(options, log, producer, { consumer, next });
+      log.info({ topic: spec.topic, offset: next }, `${spec.what}: reading from its ${spec.readFrom}`);
+      return new KafkaControlLog(options, spec, log, producer, { consumer, next });
     } catch (error) {
       await consumer.close(true).catch(() => {});
       throw error;
@@ -103,17 +145,19 @@ export class KafkaControlLog implements ControlLog {
 
   async send(command: ControlCommand): Promise<void> {
     if (!this.available) {
-      throw new PushError('unavailable', `the Kafka control topic ${this.topic} is missing and edgepush could not create it (see docs/kafka.md for the ACLs it needs); server API commands cannot reach the nodes`);
+      throw new PushError('unavailable', `the ${this.#what} ${this.topic} is missing and edgepush could not create it (see docs/kafka.md for the ACLs it needs)`);
     }
+    // Session states are keyed by client id: compaction keeps the latest of each.
+    const key = command.type === 'mqtt-session' ? command.clientId : undefined;
     try {
       await acknowledged(
-        this.#producer.get().send({ messages: [{ topic: this.topic, partition: PARTITION, value: encodeCommand(command) }], acks: ProduceAcks.ALL }),
+        this.#producer.get().send({ messages: [{ topic: this.topic, partition: PARTITION, ...(key ? { key } : {}), value: encodeCommand(command) }], acks: ProduceAcks.ALL }),
         this.#publishTimeout,
         `Kafka did not acknowledge the command within ${this.#publishTimeout} ms; retry later`,
       );
     } catch (error) {
       if (error instanceof PushError) throw error;
-      this.#log.warn({ err: error, topic: this.topic }, 'kafka control command failed');
+      this.#log.warn({ err: error, topic: this.topic }, `${this.#what}: a write failed`);
       throw new PushError('unavailable', `Kafka is not reachable: ${describeKafkaError(error)}; retry later`);
     }
   }
@@ -137,7 +181,7 @@ export class KafkaControlLog implements ControlLog {
         await new Promise((resolve) => setTimeout(resolve, delay));
       }
     } catch (error) {
-      this.#log.debug({ err: error }, 'kafka control topic: could not read its end');
+      this.#log.debug({ err: error }, `${this.#what}: could not read its end`);
     }
   }
 
@@ -152,7 +196,7 @@ export class KafkaControlLog implements ControlLog {
       const command = decodeCommand(record.value);
       if (command === undefined) {
         this.#undecodable++;
-        this.#logUndecodable(`kafka control topic: skipped a record that is no command`, { topic: this.topic, partition: PARTITION, offset: record.offset });
+        this.#logUndecodable(`${this.#what}: skipped a record that is no command`, { topic: this.topic, partition: PARTITION, offset: record.offset });
         continue;
       }
       this.#received++;
@@ -160,7 +204,7 @@ export class KafkaControlLog implements ControlLog {
         try {
           handler(command);
         } catch (error) {
-          this.#log.error({ err: error, offset: record.offset }, 'kafka control topic: a command handler failed');
+          this.#log.error({ err: error, offset: record.offset }, `${this.#what}: a handler failed`);
         }
       }
     }
@@ -168,14 +212,14 @@ export class KafkaControlLog implements ControlLog {
 }
 
 /** `{created}` once the control topic exists; undefined (after one warning) when it is missing and cannot be created. */
-async function findOrCreate(consumer: Consumer, options: KafkaOptions, log: Logger): Promise<{ created: boolean } | undefined> {
-  const topic = options.controlTopic;
+async function findOrCreate(consumer: Consumer, options: KafkaOptions, spec: LogTopicSpec, log: Logger): Promise<{ created: boolean } | undefined> {
+  const topic = spec.topic;
   try {
     await consumer.metadata({ topics: [topic] });
     return { created: false };
   } catch (error) {
     const kind = failureKind(error);
-    if (kind === 'authentication') return unusable(log, topic, `cannot describe it: ${describeKafkaError(error)}`);
+    if (kind === 'authentication') return unusable(log, spec, `cannot describe it: ${describeKafkaError(error)}`);
     if (kind !== 'missing_topic') throw error;
   }
   const brokers = (await consumer.metadata({ topics: [] })).brokers.size;
@@ -185,48 +229,48 @@ async function findOrCreate(consumer: Consumer, options: KafkaOptions, log: Logg
       topics: [topic],
       partitions: 1,
       replicas: Math.max(1, Math.min(3, brokers)),
-      configs: [
-        { name: 'retention.ms', value: String(CONTROL_RETENTION_MS) },
-        { name: 'cleanup.policy', value: 'delete' },
-      ],
+      configs: [...spec.configs],
     });
-    log.info({ topic }, `kafka control topic: created ${topic}`);
+    log.info({ topic }, `${spec.what}: created ${topic}`);
     return { created: true };
   } catch (error) {
     // Another node, starting at the same time, was first.
     if (kafkaErrorIds(error).has('TOPIC_ALREADY_EXISTS')) return { created: false };
-    return unusable(log, topic, `it is missing and could not be created: ${describeKafkaError(error)}`);
+    return unusable(log, spec, `it is missing and could not be created: ${describeKafkaError(error)}`);
   } finally {
     await admin.close().catch(() => {});
   }
 }
 
 /**
- * The offset of the first command this node reads: the topic's end now, or 0 for a topic this node
- * just created (all of it is newer than this node). Waits for a new topic's leader.
+ * The offset of the first record this node reads: the topic's end now (the control topic), or its
+ * start (the sessions topic), or 0 for a topic this node just created (all of it is newer than
+ * this node). Waits for a new topic's leader.
  */
-async function startOffset(consumer: Consumer, topic: string, created: boolean, log: Logger): Promise<number | undefined> {
+async function startOffset(consumer: Consumer, spec: LogTopicSpec, created: boolean, log: Logger): Promise<number | undefined> {
+  const topic = spec.topic;
   const deadline = Date.now() + OFFSETS_WAIT_MS;
   for (let delay = 100; ; delay = Math.min(1000, delay * 2)) {
     try {
-      const offsets = await consumer.listOffsets({ topics: [topic], partitions: { [topic]: [PARTITION] }, timestamp: ListOffsetTimestamps.LATEST });
+      const timestamp = spec.readFrom === 'end' ? ListOffsetTimestamps.LATEST : ListOffsetTimestamps.EARLIEST;
+      const offsets = await consumer.listOffsets({ topics: [topic], partitions: { [topic]: [PARTITION] }, timestamp });
       return created ? 0 : Number(offsets.get(topic)?.[PARTITION] ?? 0n);
     } catch (error) {
       const kind = failureKind(error);
-      if (kind === 'authentication') return unusable(log, topic, `cannot read it: ${describeKafkaError(error)}`);
+      if (kind === 'authentication') return unusable(log, spec, `cannot read it: ${describeKafkaError(error)}`);
       // A topic just created (here or by another node) has no leader for a moment.
       if (Date.now() < deadline) {
         await new Promise((resolve) => setTimeout(resolve, delay));
         consumer.clearMetadata();
         continue;
       }
-      if (kind === 'missing_topic') return unusable(log, topic, `cannot read it: ${describeKafkaError(error)}`);
+      if (kind === 'missing_topic') return unusable(log, spec, `cannot read it: ${describeKafkaError(error)}`);
       throw error;
     }
   }
 }
 
-function unusable(log: Logger, topic: string, why: string): undefined {
-  log.warn({ topic }, `kafka control topic ${topic}: ${why}; server API commands (subscribe, unsubscribe, disconnect) are unavailable on this node`);
+function unusable(log: Logger, spec: LogTopicSpec, why: string): undefined {
+  log.warn({ topic: spec.topic }, `${spec.what} ${spec.topic}: ${why}; ${spec.unavailable}`);
   return undefined;
 }

@@ -28,10 +28,12 @@ export interface KafkaOptions {
   readonly publishTimeout: number;
   /** edgepush's own topic for server-API commands (src/kafka/kafka-control.ts); created when missing. */
   readonly controlTopic: string;
+  /** edgepush's own compacted topic of MQTT persistent sessions (src/kafka/kafka-control.ts); created when missing. */
+  readonly sessionTopic: string;
 }
 
 const TOPIC_KEYS = new Set(['topic', 'channel', 'channelHeader', 'prefix', 'split', 'fields']);
-const KAFKA_KEYS = new Set(['brokers', 'clientId', 'ssl', 'sasl', 'topics', 'publishTopic', 'readBack', 'deepResumeMaxRecords', 'publishTimeout', 'controlTopic']);
+const KAFKA_KEYS = new Set(['brokers', 'clientId', 'ssl', 'sasl', 'topics', 'publishTopic', 'readBack', 'deepResumeMaxRecords', 'publishTimeout', 'controlTopic', 'sessionTopic']);
 // Kafka's own rule for topic names.
 const TOPIC_NAME = /^[a-zA-Z0-9._-]{1,249}$/;
 
@@ -76,6 +78,9 @@ export function kafkaOptionsOf(options: ServerOptions): KafkaOptions | undefined
   if (typeof controlTopic !== 'string' || !TOPIC_NAME.test(controlTopic)) fail('controlTopic', 'a topic name', controlTopic);
   // Commands are not channel messages: the control topic must not be read as data too.
   if (names.includes(controlTopic as string)) fail('controlTopic', `a topic that is not one of the consumed topics (${names.join(', ')})`, controlTopic);
+  const sessionTopic = raw['sessionTopic'] ?? 'edgepush-sessions';
+  if (typeof sessionTopic !== 'string' || !TOPIC_NAME.test(sessionTopic)) fail('sessionTopic', 'a topic name', sessionTopic);
+  if (names.includes(sessionTopic as string) || sessionTopic === controlTopic) fail('sessionTopic', 'a topic that is neither one of the consumed topics nor the control topic', sessionTopic);
   const clientId = raw['clientId'] ?? 'edgepush';
   if (typeof clientId !== 'string' || clientId === '') fail('clientId', 'a non-empty string', clientId);
   return {
@@ -89,6 +94,7 @@ export function kafkaOptionsOf(options: ServerOptions): KafkaOptions | undefined
     deepResumeMaxRecords: int('deepResumeMaxRecords', 100_000, 0),
     publishTimeout: int('publishTimeout', 5000, 100),
     controlTopic: controlTopic as string,
+    sessionTopic: sessionTopic as string,
   };
 }
 

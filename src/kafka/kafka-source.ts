@@ -14,7 +14,7 @@ import { PushError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { PartitionStatus, PublishMessage, RecordHandler, Source, SourceHealth } from '../log/source.js';
 import { acknowledged, clientOptions, describeKafkaError, javaPartition, SharedProducer } from './kafka-client.js';
-import { KafkaControlLog } from './kafka-control.js';
+import { KafkaControlLog, sessionTopicSpec } from './kafka-control.js';
 import type { KafkaOptions } from './kafka-options.js';
 import { PartitionFetcher, type PartitionRef } from './partition-fetcher.js';
 import { RangeReader, type RangeResult } from './range-reader.js';
@@ -45,6 +45,8 @@ export class KafkaSource implements Source {
   readonly #producer: SharedProducer;
   /** Server-API commands to and from every node (the control topic). */
   readonly control: KafkaControlLog;
+  /** MQTT persistent sessions, read from the start of the compacted sessions topic. */
+  readonly sessions: KafkaControlLog;
   #healthy = true;
   #ready = false;
   #caughtUp: () => void = () => {};
@@ -60,10 +62,12 @@ export class KafkaSource implements Source {
     tailConsumer: Consumer,
     producer: SharedProducer,
     control: KafkaControlLog,
+    sessions: KafkaControlLog,
   ) {
     this.#options = options;
     this.#producer = producer;
     this.control = control;
+    this.sessions = sessions;
     this.#log = log;
     this.#refs = refs;
     this.#startHigh = startHigh;
@@ -121,7 +125,8 @@ export class KafkaSource implements Source {
       log.info({ clusterId: cluster.id, epoch, layout }, 'kafka source connected');
       const producer = new SharedProducer(options);
       const control = await KafkaControlLog.connect(options, log, producer);
-      return new KafkaSource(options, log, epoch, refs, start, high, consumer, producer, control);
+      const sessions = await KafkaControlLog.connect(options, log, producer, sessionTopicSpec(options));
+      return new KafkaSource(options, log, epoch, refs, start, high, consumer, producer, control, sessions);
     } catch (error) {
       await consumer.close(true).catch(() => {});
       if (error instanceof KafkaStartError) throw error;
@@ -176,6 +181,7 @@ export class KafkaSource implements Source {
   async open(handler: RecordHandler): Promise<void> {
     this.#tail.start(handler);
     this.control.start();
+    this.sessions.start();
   }
 
   async publish(messages: readonly PublishMessage[]): Promise<string[]> {
@@ -222,7 +228,7 @@ export class KafkaSource implements Source {
   async close(): Promise<void> {
     this.#ready = false;
     this.#ranges.close();
-    await Promise.all([this.#tail.stop(), this.control.close()]);
+    await Promise.all([this.#tail.stop(), this.control.close(), this.sessions.close()]);
     await Promise.allSettled([this.#tailConsumer.close(true), this.#rangeConsumer.close(true), this.#producer.close()]);
   }
 

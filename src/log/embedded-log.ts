@@ -17,6 +17,7 @@ export class EmbeddedLog implements Source {
   /** Nothing to read back at start: ready as soon as it exists. */
   readonly ready = true;
   readonly control = new InProcessControlLog();
+  readonly sessions = new InProcessControlLog();
   #nextOffset = 0;
   #handler: RecordHandler | undefined;
 

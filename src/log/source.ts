@@ -44,6 +44,8 @@ export interface Source {
   readonly ready: boolean;
   /** Carries server-API commands to every node (docs/protocol.md "Server API"). */
   readonly control: ControlLog;
+  /** MQTT persistent session states, known to every node (docs/mqtt.md "Persistent sessions"). */
+  readonly sessions: ControlLog;
   /** How reading the log goes, for the metrics; sources with nothing to report leave it out. */
   health?(): SourceHealth;
   close(): Promise<void>;

@@ -11,6 +11,7 @@ import type { LogRecord, PublishMessage, RecordHandler, Source } from '../../src
 export class RetainedLog implements Source {
   readonly kind = 'retained';
   readonly control = new InProcessControlLog();
+  readonly sessions = new InProcessControlLog();
   readonly epoch = randomBytes(5).toString('hex').replace(/[^0-9a-z]/g, '0');
   readonly start: Frontier;
   readonly writable = true;

@@ -90,6 +90,7 @@ describe.skipIf(!kafkaAvail.ok)(kafkaSuiteTitle(`the control topic on Kafka ${KA
       deepResumeMaxRecords: 100,
       publishTimeout: 10_000,
       controlTopic: 'edgepush-control',
+      sessionTopic: 'edgepush-sessions',
       ...options,
     };
     const source = await KafkaSource.connect(full, logs.logger);

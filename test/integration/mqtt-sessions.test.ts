@@ -1,8 +1,9 @@
 /**
- * MQTT persistent sessions across nodes (real broker, two edgepush processes): a client with a
- * persistent session leaves node one, 500 messages are published, and it comes back to node two:
- * CONNACK says sessionPresent, and it gets exactly the 500 it missed, in order, none twice,
- * without subscribing again. The session travels through Kafka's control topic.
+ * MQTT persistent sessions across nodes (real broker, edgepush processes): a client with a
+ * persistent session leaves node one, 500 messages are published, and it comes back to node two,
+ * or to a node started after it left: CONNACK says sessionPresent, and it gets exactly the 500 it
+ * missed, in order, none twice, without subscribing again. The session travels through edgepush's
+ * compacted sessions topic, which every node reads from its start.
  */
 import { EventEmitter } from 'node:events';
 import mqtt, { type MqttClient } from 'mqtt';
@@ -64,22 +65,28 @@ describe.skipIf(!avail.ok)(`MQTT persistent sessions across nodes${avail.ok ? ''
   let broker: KafkaBroker;
   let one: EdgepushProcess;
   let two: EdgepushProcess;
+  /** Started after the session was saved: it knows it from the sessions topic's start. */
+  let late: EdgepushProcess | undefined;
+  let config: Record<string, unknown>;
 
   beforeAll(async () => {
     const [started] = await Promise.all([startKafka({ version: 'latest' }), ensureBuilt()]);
     broker = started;
     await createTopic(broker.bootstrap, TOPIC, 2);
-    const config = { jwtSecret: SECRET, apiKeys: API_KEY, historySize: 20, kafka: { brokers: [broker.bootstrap], topics: [{ topic: TOPIC }], publishTopic: TOPIC, controlTopic: 'mqttsessions-control' } };
+    config = { jwtSecret: SECRET, apiKeys: API_KEY, historySize: 20, kafka: { brokers: [broker.bootstrap], topics: [{ topic: TOPIC }], publishTopic: TOPIC, controlTopic: 'mqttsessions-control' } };
     [one, two] = await Promise.all([EdgepushProcess.start({ config }), EdgepushProcess.start({ config })]);
   }, 10 * 60_000);
 
   afterAll(async () => {
-    await Promise.allSettled([one?.stop(), two?.stop()]);
+    await Promise.allSettled([one?.stop(), two?.stop(), late?.stop()]);
     await broker?.stop();
   }, 60_000);
 
-  for (const version of [4, 5] as const) {
-    it(`MQTT ${version}: leaves node one, ${MISSED} messages later comes back to node two with sessionPresent and gets exactly those, in order, once`, async () => {
+  for (const [version, where] of [
+    [4, 'node two'],
+    [5, 'a node started after it left'],
+  ] as const) {
+    it(`MQTT ${version}: leaves node one, ${MISSED} messages later comes back to ${where} with sessionPresent and gets exactly those, in order, once`, async () => {
       const password = await token(`driver${version}`);
       const clientId = `bus-${version}`;
       const first = await open(one, version, clientId, password);
@@ -93,10 +100,11 @@ describe.skipIf(!avail.ok)(`MQTT persistent sessions across nodes${avail.ok ? ''
       for (let n = 0; n < MISSED; n += 100) {
         await publish(one, Array.from({ length: 100 }, (_, i) => ({ channel: `fleet/${version}/${(n + i) % 3 === 0 ? 'a' : 'b'}`, data: 3 + n + i })));
       }
-      const again = await open(two, version, clientId, password);
+      const back = where === 'node two' ? two : (late = await EdgepushProcess.start({ config }));
+      const again = await open(back, version, clientId, password);
       expect(again.sessionPresent).toBe(true);
       await until(again, () => again.received.length >= MISSED, `the ${MISSED} missed messages`);
-      await publish(two, [{ channel: `fleet/${version}/b`, data: 'live' }]);
+      await publish(back, [{ channel: `fleet/${version}/b`, data: 'live' }]);
       await until(again, () => again.received.some((m) => m.data === 'live'), 'a live message');
       const perChannel = (channel: string): unknown[] => again.received.filter((m) => m.topic === channel).map((m) => m.data);
       const expected = (channel: string): unknown[] => Array.from({ length: MISSED }, (_, i) => i).filter((i) => (i % 3 === 0) === channel.endsWith('/a')).map((i) => 3 + i);

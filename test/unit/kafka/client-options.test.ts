@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { clientOptions, describeKafkaError, failureKind } from '../../../src/kafka/kafka-client.js';
 import type { KafkaOptions } from '../../../src/kafka/kafka-options.js';
 
-const base: KafkaOptions = { brokers: ['k1:9092', 'k2:9092'], clientId: 'edge', topics: [{ topic: 't' }], publishTopic: 't', readBack: 0, deepResumeMaxRecords: 10, publishTimeout: 1000, controlTopic: 'edgepush-control' };
+const base: KafkaOptions = { brokers: ['k1:9092', 'k2:9092'], clientId: 'edge', topics: [{ topic: 't' }], publishTopic: 't', readBack: 0, deepResumeMaxRecords: 10, publishTimeout: 1000, controlTopic: 'edgepush-control', sessionTopic: 'edgepush-sessions' };
 
 describe('Kafka client options', () => {
   it('brokers and a client id per role; no TLS or SASL unless configured', () => {

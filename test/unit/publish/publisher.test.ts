@@ -21,6 +21,7 @@ async function embedded(options: { maxBatch?: number; maxMessageBytes?: number }
 class ManualSource implements Source {
   readonly kind = 'manual';
   readonly control = new InProcessControlLog();
+  readonly sessions = new InProcessControlLog();
   readonly epoch = 'test';
   readonly partitions = 1;
   readonly start = Frontier.empty('test', 1);
