@@ -27,7 +27,8 @@ export interface Metrics {
 
 export function createMetrics(engine: ChannelEngine, source?: Source, resumer?: Resumer): Metrics {
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: 'edgepush_process_' });
+  // Under their standard names (process_cpu_seconds_total, nodejs_*): what stock dashboards query.
+  collectDefaultMetrics({ register: registry });
   const badInput = new Counter({ name: 'edgepush_bad_input_total', help: 'Client input refused, by transport and error code.', labelNames: ['transport', 'code'], registers: [registry] });
   const badRecords = new Counter({ name: 'edgepush_bad_records_total', help: 'Log records skipped because they could not be routed.', registers: [registry] });
   const connections = new Gauge({ name: 'edgepush_connections', help: 'Open client connections by transport.', labelNames: ['transport'], registers: [registry] });
