@@ -19,6 +19,8 @@ COPY --from=build /app/dist ./dist
 COPY --from=build /app/public ./public
 USER node
 EXPOSE 8080
-HEALTHCHECK --interval=15s --timeout=3s --start-period=10s --retries=3 \
-  CMD ["node", "-e", "fetch('http://127.0.0.1:8080/healthz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
+# The same options as the server (EDGEPUSH_PORT, a config file): the check follows the configured
+# port. Options given as `docker run … --port N` arguments are not visible to it: use EDGEPUSH_PORT.
+HEALTHCHECK --interval=15s --timeout=5s --start-period=10s --retries=3 \
+  CMD ["node", "dist/src/cli.js", "healthcheck"]
 ENTRYPOINT ["node", "dist/src/cli.js"]

@@ -4,6 +4,7 @@
  * starts the server, and shuts down cleanly on SIGINT/SIGTERM (clients are told to reconnect).
  */
 import { parseArgs } from 'node:util';
+import { healthcheck } from './healthcheck.js';
 import { ConfigError, OPTION_SPECS, flagName, helpText, resolveOptions } from './config.js';
 import { KafkaStartError } from './kafka/kafka-source.js';
 import { createLogger } from './logger.js';
@@ -48,8 +49,10 @@ function parseCommandLine(argv: string[]): { cli: Record<string, string | boolea
 async function main(): Promise<void> {
   let parsed;
   let options;
+  // `edgepush healthcheck [options]`: the same options, a question instead of a server.
+  const checking = process.argv[2] === 'healthcheck';
   try {
-    parsed = parseCommandLine(process.argv.slice(2));
+    parsed = parseCommandLine(process.argv.slice(checking ? 3 : 2));
     if (parsed.help) {
       process.stdout.write(helpText() + '\n');
       return;
@@ -65,6 +68,11 @@ async function main(): Promise<void> {
       process.exit(2);
     }
     throw error;
+  }
+  if (checking) {
+    const healthy = await healthcheck(options);
+    if (!healthy) process.stderr.write(`edgepush healthcheck: no healthy server on port ${options.port}\n`);
+    process.exit(healthy ? 0 : 1);
   }
   if (isWorkerPrimary(options.workers)) {
     superviseWorkers(options.workers, createLogger(options.logLevel));

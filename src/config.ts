@@ -340,6 +340,7 @@ export function helpText(): string {
     'edgepush: push Kafka (or the embedded log) to browsers and apps over WebSocket, SSE and long-poll.',
     '',
     'Usage: edgepush [options]',
+    '       edgepush healthcheck [options]   exit 0 when the server these options start is healthy (container HEALTHCHECK)',
     '',
     'Options (each also settable as an EDGEPUSH_* environment variable or a key in the --config file):',
     '  --config <file>                 JSON file of options (keys as in docs/config.md)',

@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { CLI, REPO_ROOT, ensureBuilt } from '../helpers/edgepush-process.js';
+import { startTestServer } from '../helpers/server.js';
 
 /** Starts the CLI, collects its log until the "ready" line (bounded), then stops it. */
 async function startupLog(args: readonly string[]): Promise<string[]> {
@@ -68,5 +69,31 @@ describe('edgepush -h and --version', () => {
   it('--version and -v print the package version and exit 0', async () => {
     const { version } = JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { version: string };
     for (const flag of ['--version', '-v']) expect(await run([flag])).toEqual({ code: 0, stdout: `edgepush ${version}\n` });
+  });
+});
+
+describe('edgepush healthcheck', () => {
+  const check = async (args: readonly string[], env: Record<string, string> = {}): Promise<number | null> => {
+    await ensureBuilt();
+    return new Promise((resolve) => {
+      const child = spawn(process.execPath, [CLI, 'healthcheck', ...args], { cwd: REPO_ROOT, stdio: 'ignore', env: { ...process.env, ...env } });
+      const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+      child.once('exit', (code) => {
+        clearTimeout(timer);
+        resolve(code);
+      });
+    });
+  };
+
+  it('exits 0 for a healthy server on the configured port (flag or EDGEPUSH_PORT), 1 where none answers', async () => {
+    const server = await startTestServer();
+    try {
+      const port = String(server.port);
+      expect(await check(['--port', port])).toBe(0);
+      expect(await check([], { EDGEPUSH_PORT: port })).toBe(0);
+    } finally {
+      await server.close();
+    }
+    expect(await check(['--port', String(server.port)])).toBe(1);
   });
 });
