@@ -2,6 +2,7 @@
 // the error, and exit code 2; while running, one log line per change of state and a metric, and the
 // server goes on serving what it holds.
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { CLI, EdgepushProcess, REPO_ROOT, ensureBuilt, freePort } from '../helpers/edgepush-process.js';
 import { Resources, createTopics, eventually, history, kafkaAvail, kafkaSuiteTitle, metricValue, useKafkaBroker, type KafkaBroker, type PlainKafka } from '../helpers/kafka.js';
@@ -88,6 +89,10 @@ describe.skipIf(!kafkaAvail.ok)(kafkaSuiteTitle(`Kafka failures with a broker ($
       await eventually(async () => (await history(node.url, 'held/a')).messages.length === 3, 'three records held');
       expect(await metricValue(node.url, 'edgepush_kafka_reachable')).toBe(1);
       expect(await metricValue(node.url, 'edgepush_kafka_lag_records{topic="doomed",partition="0"}')).toBe(0);
+      // Every Kafka series docs/metrics.md lists is served by a node reading Kafka.
+      const served = (await (await fetch(`${node.url}/metrics`)).text()).split('\n').filter((l) => l.startsWith('# TYPE edgepush_kafka_')).map((l) => l.split(' ')[2]);
+      const listed = [...readFileSync(new URL('../../docs/metrics.md', import.meta.url), 'utf8').matchAll(/^\| `(edgepush_kafka_[a-z_]+)` \|/gm)].map((m) => m[1]);
+      expect(listed.filter((name) => !served.includes(name))).toEqual([]);
 
       await withAdmin(broker.bootstrap, 'delete', (admin) => admin.deleteTopics({ topics: ['doomed'] }));
       // Several failed reads, so that "one line per change of state" is really checked.
