@@ -218,16 +218,12 @@ export class Session {
     }
     if (pending.length === 0) return;
     if (pending.length > 1) pending.sort((a, b) => a.message.seq - b.message.seq);
-    this.#replaying = true;
-    try {
+    this.#asReplay(() => {
       for (const { subscription, message, emission } of pending) {
         if (emission) this.sendEmission(subscription, emission);
         else this.send(subscription, message);
       }
-    } finally {
-      this.#replaying = false;
-    }
-    this.#allowance = Math.max(this.#allowance, this.sink.bufferedAmount - this.limits.maxBufferedBytes);
+    });
   }
 
   unsubscribe(channel: string): boolean {
@@ -244,22 +240,14 @@ export class Session {
    * subscriptions `among` names. Later messages never carry a cursor behind the last of these.
    */
   replayEmissions(emissions: readonly Emission[], among?: readonly string[]): void {
-    this.#replaying = true;
-    try {
+    this.#asReplay(() => {
       for (const emission of emissions) {
         const subscription = this.#route(emission.message.channel, among);
         if (subscription) this.sendEmission(subscription, emission);
       }
-    } finally {
-      this.#replaying = false;
-    }
+    });
     const last = emissions[emissions.length - 1];
-    if (last) {
-      for (const subscription of this.#subscriptions.values()) {
-        if (subscription.held !== null && subscription.maxRate > 0) subscription.floor = subscription.floor ? subscription.floor.max(last.cursor) : last.cursor;
-      }
-    }
-    this.#allowance = Math.max(this.#allowance, this.sink.bufferedAmount - this.limits.maxBufferedBytes);
+    if (last) this.#raiseHeldFloors(last.cursor, (subscription) => subscription.maxRate > 0);
   }
 
   /** Sends one elided message (its bytes shared by the class), unless this subscription has it already. */
@@ -268,31 +256,15 @@ export class Session {
     const message = emission.message;
     if (this.#conflated !== null && !this.#replaying) return this.#conflate(subscription, message, emission.elided);
     if (subscription.lastSentOn(message.channel) === message.id) return; // the backlog sent it
-    if (!this.sink.streamPerSubscription) {
-      if (message.seq !== 0 && message.seq === this.#lastSeq) return;
-      this.#lastSeq = message.seq;
-    }
-    const floor = subscription.floor;
-    if (floor !== null && message.isCoveredBy(floor)) return;
+    if (this.#skips(subscription, message)) return;
     if (this.sink.writeMessage) return this.#handOver(subscription, message, false);
     const format = this.sink.format;
     const tag = this.#tag(subscription);
     // A delta against the class's previous message of the channel, when that is what this client has.
     const base = emission.base;
     const codec = subscription.delta !== null && base !== undefined && base.id === subscription.lastSentOn(message.channel) ? subscription.delta : null;
-    let bytes: Buffer;
-    if (floor === null) {
-      bytes = emission.encoded(format, tag, codec);
-    } else if (emission.cursor.covers(floor)) {
-      subscription.floor = null;
-      bytes = emission.encoded(format, tag, codec);
-    } else {
-      bytes = emission.encodedWithCursor(format, floor, tag, codec);
-    }
-    subscription.sentOn(message.channel, message.id);
-    this.sink.write(bytes);
-    this.delivered++;
-    this.#checkOutbox();
+    const floor = this.#floorAgainst(subscription, emission.cursor);
+    this.#write(subscription, message, floor === null ? emission.encoded(format, tag, codec) : emission.encodedWithCursor(format, floor, tag, codec));
   }
 
   /**
@@ -300,16 +272,12 @@ export class Session {
    * subscriptions `among` names (by default all): a pattern's backlog goes through the pattern.
    */
   replay(messages: readonly PreparedMessage[], among?: readonly string[]): void {
-    this.#replaying = true;
-    try {
+    this.#asReplay(() => {
       for (const message of messages) {
         const subscription = this.#route(message.channel, among);
         if (subscription) this.send(subscription, message);
       }
-    } finally {
-      this.#replaying = false;
-    }
-    this.#allowance = Math.max(this.#allowance, this.sink.bufferedAmount - this.limits.maxBufferedBytes);
+    });
   }
 
   /**
@@ -318,32 +286,12 @@ export class Session {
    * the floor check; each carries its own cursor, advancing record by record.
    */
   replayFromLog(messages: readonly PreparedMessage[], among?: readonly string[]): void {
-    this.#replaying = true;
-    try {
-      for (const message of messages) {
-        const subscription = this.#route(message.channel, among);
-        if (!subscription || this.#closed) continue;
-        if (this.sink.writeMessage) {
-          this.#handOver(subscription, message, false);
-          continue;
-        }
-        subscription.sentOn(message.channel, message.id);
-        this.sink.write(message.encoded(this.sink.format, null, this.#tag(subscription)));
-        this.delivered++;
-      }
-    } finally {
-      this.#replaying = false;
-    }
+    this.#writeEach(messages, among, false, (message, tag) => message.encoded(this.sink.format, null, tag));
     // The read-back moved the resumed subscriptions' cursors past the client's own: the rings'
     // messages that follow must not carry a cursor behind it (their own may lie behind it on the
     // partitions read back), so it becomes their floor.
     const last = messages[messages.length - 1];
-    if (last) {
-      for (const subscription of this.#subscriptions.values()) {
-        if (subscription.held !== null) subscription.floor = subscription.floor ? subscription.floor.max(last.frontier) : last.frontier;
-      }
-    }
-    this.#allowance = Math.max(this.#allowance, this.sink.bufferedAmount - this.limits.maxBufferedBytes);
+    if (last) this.#raiseHeldFloors(last.frontier, () => true);
   }
 
   /**
@@ -351,23 +299,43 @@ export class Session {
    * subscription's start cursor: a fresh subscribe starts there, and these lie at or before it.
    */
   replaySnapshot(messages: readonly PreparedMessage[], cursor: Frontier, among?: readonly string[]): void {
-    this.#replaying = true;
-    try {
+    this.#writeEach(messages, among, true, (message, tag) => message.encodedSnapshot(this.sink.format, cursor, tag));
+  }
+
+  /**
+   * Writes each message, through its subscription, in `bytesOf`'s encoding, bypassing the floor
+   * and dedupe checks (read-back messages and snapshots are the caller's to choose).
+   */
+  #writeEach(messages: readonly PreparedMessage[], among: readonly string[] | undefined, snapshot: boolean, bytesOf: (message: PreparedMessage, tag: string | undefined) => Buffer): void {
+    this.#asReplay(() => {
       for (const message of messages) {
         const subscription = this.#route(message.channel, among);
         if (!subscription || this.#closed) continue;
-        if (this.sink.writeMessage) {
-          this.#handOver(subscription, message, true);
-          continue;
-        }
-        subscription.sentOn(message.channel, message.id);
-        this.sink.write(message.encodedSnapshot(this.sink.format, cursor, this.#tag(subscription)));
-        this.delivered++;
+        if (this.sink.writeMessage) this.#handOver(subscription, message, snapshot);
+        else this.#write(subscription, message, bytesOf(message, this.#tag(subscription)));
       }
+    });
+  }
+
+  /**
+   * Runs a replay: the outbox check waits until it is done, and the extra room the replay took
+   * (bounded by the rings it came from) is granted, so a resume is not mistaken for a slow client.
+   */
+  #asReplay(run: () => void): void {
+    this.#replaying = true;
+    try {
+      run();
     } finally {
       this.#replaying = false;
     }
     this.#allowance = Math.max(this.#allowance, this.sink.bufferedAmount - this.limits.maxBufferedBytes);
+  }
+
+  /** Raises the floor of held subscriptions (`which`) to `to`: what follows must not carry a cursor behind it. */
+  #raiseHeldFloors(to: Frontier, which: (subscription: Subscription) => boolean): void {
+    for (const subscription of this.#subscriptions.values()) {
+      if (subscription.held !== null && which(subscription)) subscription.floor = subscription.floor ? subscription.floor.max(to) : to;
+    }
   }
 
   /** The cursor to report when nothing else is being sent (heartbeats, pongs). */
@@ -399,28 +367,43 @@ export class Session {
   send(subscription: Subscription, message: PreparedMessage): void {
     if (this.#closed) return;
     if (this.#conflated !== null && !this.#replaying) return this.#conflate(subscription, message);
-    if (!this.sink.streamPerSubscription) {
-      // One stream: a message that several of its subscriptions match (a channel and a pattern)
-      // comes once from each, one right after the other (live, held or merged): send it once.
-      if (message.seq !== 0 && message.seq === this.#lastSeq) return;
-      this.#lastSeq = message.seq;
-    }
-    const format = this.sink.format;
-    const floor = subscription.floor;
-    if (floor !== null && message.isCoveredBy(floor)) return; // the client has it already
+    if (this.#skips(subscription, message)) return;
     if (this.sink.writeMessage) return this.#handOver(subscription, message, false);
+    const format = this.sink.format;
     const base = message.deltaBase;
     const codec = subscription.delta !== null && base !== undefined && base.id === subscription.lastSentOn(message.channel) ? subscription.delta : null;
     const tag = this.#tag(subscription);
-    let bytes: Buffer;
-    if (floor === null) {
-      bytes = message.encoded(format, codec, tag);
-    } else if (message.frontier.covers(floor)) {
-      subscription.floor = null;
-      bytes = message.encoded(format, codec, tag);
-    } else {
-      bytes = message.encodedWithCursor(format, floor, codec, tag);
+    const floor = this.#floorAgainst(subscription, message.frontier);
+    this.#write(subscription, message, floor === null ? message.encoded(format, codec, tag) : message.encodedWithCursor(format, floor, codec, tag));
+  }
+
+  /**
+   * True when `message` is not to be sent: on one stream, it came a moment ago through another
+   * subscription matching it (a channel and a pattern, one right after the other, live, held or
+   * merged); or the client's cursor covers it already.
+   */
+  #skips(subscription: Subscription, message: PreparedMessage): boolean {
+    if (!this.sink.streamPerSubscription) {
+      if (message.seq !== 0 && message.seq === this.#lastSeq) return true;
+      this.#lastSeq = message.seq;
     }
+    const floor = subscription.floor;
+    return floor !== null && message.isCoveredBy(floor);
+  }
+
+  /**
+   * The floor a message carrying `cursor` must raise its cursor to, or null when its own will do
+   * (no floor, or `cursor` reaches it: the floor is then spent).
+   */
+  #floorAgainst(subscription: Subscription, cursor: Frontier): Frontier | null {
+    const floor = subscription.floor;
+    if (floor === null || !cursor.covers(floor)) return floor;
+    subscription.floor = null;
+    return null;
+  }
+
+  /** Writes a message's bytes and does the bookkeeping of every delivery. */
+  #write(subscription: Subscription, message: PreparedMessage, bytes: Buffer): void {
     subscription.sentOn(message.channel, message.id);
     this.sink.write(bytes);
     this.delivered++;
