@@ -7,6 +7,7 @@ import { get, request as httpRequest, type ClientRequest, type IncomingMessage }
 import { SignJWT, base64url, type CryptoKey, type JWTPayload } from 'jose';
 import WebSocket from 'ws';
 import { BaseTestClient } from './test-client.js';
+import { SseParser } from '../../src/client/transports/sse-parser.js';
 
 export type Op = Record<string, unknown>;
 export type Caps = { match: string; allow: string[] }[];
@@ -258,29 +259,12 @@ export class SecureSse extends BaseTestClient {
           return;
         }
         resolve(200);
-        let buffer = '';
-        let event = '';
-        let id: string | undefined;
-        let data: string[] = [];
+        // The client library's own SSE parser (src/client/transports/sse-parser.ts).
+        const parser = new SseParser();
         response.on('data', (chunk: string) => {
-          buffer += chunk;
-          let newline: number;
-          while ((newline = buffer.indexOf('\n')) >= 0) {
-            const line = buffer.slice(0, newline).replace(/\r$/, '');
-            buffer = buffer.slice(newline + 1);
-            if (line === '') {
-              this.#dispatch(event, data, id);
-              event = '';
-              data = [];
-              id = undefined;
-              continue;
-            }
-            const colon = line.indexOf(':');
-            const field = colon < 0 ? line : line.slice(0, colon);
-            const value = colon < 0 ? '' : line.slice(colon + 1).replace(/^ /, '');
-            if (field === 'id') id = value;
-            else if (field === 'event') event = value;
-            else if (field === 'data') data.push(value);
+          for (const event of parser.feed(chunk).events) {
+            if (event.type === 'id') this.#dispatch('', [], event.id);
+            else this.#dispatch(event.type, [event.data], event.id);
           }
         });
         const end = (): void => {
