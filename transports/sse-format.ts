@@ -10,6 +10,17 @@ import type { Disconnect } from '../src/errors.js';
 export const SSE_MESSAGE = defineWireFormat('sse', (fields, cursor) => Buffer.from(`id: ${cursor}\ndata: {${fields}}\n\n`));
 
 /**
+ * The HTTP response head of a stream. The body is not chunked: it ends when the connection does
+ * (HTTP/1.1 allows this for a response; `connection: close` says so), so each write is the events
+ * themselves. `x-accel-buffering: no` asks nginx not to buffer the stream.
+ */
+export function sseResponseHead(extraHeaders: Record<string, string>): Buffer {
+  let head = 'HTTP/1.1 200 OK\r\ncontent-type: text/event-stream; charset=utf-8\r\ncache-control: no-store\r\nx-accel-buffering: no\r\nconnection: close\r\n';
+  for (const [name, value] of Object.entries(extraHeaders)) head += `${name}: ${value}\r\n`;
+  return Buffer.from(`${head}date: ${new Date().toUTCString()}\r\n\r\n`);
+}
+
+/**
  * Stream preamble: how long the client should wait before reconnecting, and how often heartbeats
  * come (a field EventSource ignores, for clients that watch the stream's health).
  */

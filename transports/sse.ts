@@ -3,7 +3,7 @@
  * (sent by EventSource on its own reconnects) or `?lastEventId=`. The stream is: `retry:`, any reset
  * notices, the backlog, an id-only event with the current cursor, then live messages and heartbeats.
  */
-import type { ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import { Session, type SessionSink } from '../src/engine/session.js';
 import { SERVER_IDENTITY, type Identity } from '../src/auth/identity.js';
@@ -16,7 +16,8 @@ import { whenExpired } from './expiry-timer.js';
 import { countRefusal, sendError, toPushError } from './http-errors.js';
 import { channelsParam, deltaParam, maxRateParam, onSlowParam, snapshotParam, stringParam } from './request-params.js';
 import type { SubscribeOptions } from '../src/resume/resumer.js';
-import { SSE_MESSAGE, sseCursor, sseDisconnect, sseHello, sseNotice, ssePreamble, sseReset } from './sse-format.js';
+import { SSE_MESSAGE, sseCursor, sseDisconnect, sseHello, sseNotice, ssePreamble, sseReset, sseResponseHead } from './sse-format.js';
+import { TurnOutbox } from './turn-outbox.js';
 
 /** After a disconnect notice, how long a client that reads nothing may keep the socket. */
 const GOODBYE_GRACE_MS = 5_000;
@@ -35,9 +36,13 @@ class SseStream implements SessionSink, ControllableConnection {
   subscribed = false;
   /** Subscription changes by the server API run one after another, like the WebSocket's ops. */
   #changes: Promise<void> = Promise.resolve();
+  readonly #outbox: TurnOutbox;
+  #ended = false;
 
-  constructor(private readonly res: ServerResponse, private readonly ctx: TransportContext, readonly identity: Identity, private readonly delta: DeltaCodec | null) {
+  constructor(private readonly socket: Socket, private readonly ctx: TransportContext, readonly identity: Identity, private readonly delta: DeltaCodec | null) {
     this.session = new Session(ctx.engine, this, { maxBufferedBytes: ctx.options.maxBufferedBytes });
+    // A conflating stream catches up once its buffer is written out.
+    this.#outbox = new TurnOutbox(socket, () => this.session.drained());
   }
 
   get user(): string | undefined {
@@ -45,19 +50,22 @@ class SseStream implements SessionSink, ControllableConnection {
   }
 
   get bufferedAmount(): number {
-    return this.res.writableLength;
+    return this.#outbox.bufferedAmount;
   }
 
   write(bytes: Buffer): void {
-    this.res.write(bytes);
+    this.#outbox.write(bytes);
   }
 
   disconnect(reason: Disconnect): void {
-    if (this.res.writableEnded) return;
+    if (this.#ended) return;
+    this.#ended = true;
     if (reason === DISCONNECTS.slow) this.ctx.metrics.slowDisconnect('sse');
-    this.res.end(sseDisconnect(reason));
+    this.#outbox.write(sseDisconnect(reason));
+    this.#outbox.flush();
+    this.socket.end();
     // end() waits for the buffer to drain; a client that stopped reading would hold it forever.
-    setTimeout(() => this.res.destroy(), GOODBYE_GRACE_MS).unref();
+    setTimeout(() => this.socket.destroy(), GOODBYE_GRACE_MS).unref();
   }
 
   /** Subscribes and writes the plan: resets, what was read back, the rings' backlog, then live. */
@@ -156,21 +164,16 @@ export function registerSse(app: FastifyInstance, ctx: TransportContext): void {
     }
 
     reply.hijack();
-    const res = reply.raw;
-    res.writeHead(200, {
-      'content-type': 'text/event-stream; charset=utf-8',
-      'cache-control': 'no-store',
-      'x-accel-buffering': 'no',
-      connection: 'keep-alive',
-      ...ctx.cors.headers(request.headers.origin),
-    });
-    const stream = new SseStream(res, ctx, identity, delta);
+    // The stream is written straight to the socket (see turn-outbox.ts): its head here, and a body
+    // that ends when the connection does, so no chunk framing is added to each write.
+    const socket = reply.raw.socket as Socket;
+    const stream = new SseStream(socket, ctx, identity, delta);
     const session = stream.session;
     streams.add(stream);
     ctx.registry.add(stream);
     metrics.connectionOpened('sse');
     const cancelExpiry = whenExpired(identity.expiresAt, () => session.disconnect(DISCONNECTS.tokenExpired));
-    res.on('close', () => {
+    socket.once('close', () => {
       streams.delete(stream);
       ctx.registry.remove(stream);
       cancelExpiry();
@@ -178,10 +181,9 @@ export function registerSse(app: FastifyInstance, ctx: TransportContext): void {
       release();
       metrics.connectionClosed('sse');
     });
-    res.on('error', (error) => request.log.debug({ err: error }, 'sse stream error'));
-    // A conflating stream catches up once its buffer is written out.
-    res.on('drain', () => session.drained());
+    socket.on('error', (error) => request.log.debug({ err: error }, 'sse stream error'));
 
+    stream.write(sseResponseHead(ctx.cors.headers(request.headers.origin)));
     session.writeControl(ssePreamble(options.reconnectDelay * 1000, options.heartbeatInterval * 1000));
     session.writeControl(sseHello(stream.sessionId, identity.user));
     try {

@@ -1,11 +1,13 @@
 /**
- * WebSocket framing: server ops as JSON text. Channel messages are encoded once per message and
- * shared; the other ops are rare replies and are stringified as they come.
+ * WebSocket framing: server ops as JSON text, each a complete WebSocket frame. A server's frames
+ * are not masked, so a channel message's frame is the same bytes for every subscriber: it is
+ * built once per message and shared, and written to the socket as it is. The other ops are rare
+ * replies and are stringified as they come.
  */
 import type { ResetNotice } from '../src/engine/engine.js';
 import { defineWireFormat } from '../src/engine/prepared-message.js';
 
-export const WS_MESSAGE = defineWireFormat('ws', (fields, cursor) => Buffer.from(`{"op":"message",${fields},"cursor":"${cursor}"}`));
+export const WS_MESSAGE = defineWireFormat('ws', (fields, cursor) => textFrame(`{"op":"message",${fields},"cursor":"${cursor}"}`));
 
 export type ServerOp =
   | { op: 'hello'; session: string; version: string; heartbeat: number; user?: string; expires?: number }
@@ -18,5 +20,25 @@ export type ServerOp =
   | { op: 'pong'; id?: string; cursor?: string };
 
 export function encodeOp(op: ServerOp): Buffer {
-  return Buffer.from(JSON.stringify(op));
+  return textFrame(JSON.stringify(op));
+}
+
+/** A final, unmasked text frame (RFC 6455 §5.2) carrying `text`. */
+export function textFrame(text: string): Buffer {
+  const length = Buffer.byteLength(text);
+  const headerLength = length < 126 ? 2 : length < 65_536 ? 4 : 10;
+  const frame = Buffer.allocUnsafe(headerLength + length);
+  frame[0] = 0x81; // FIN, opcode 1 (text)
+  if (length < 126) {
+    frame[1] = length;
+  } else if (length < 65_536) {
+    frame[1] = 126;
+    frame.writeUInt16BE(length, 2);
+  } else {
+    frame[1] = 127;
+    frame.writeUInt32BE(Math.floor(length / 2 ** 32), 2);
+    frame.writeUInt32BE(length >>> 0, 6);
+  }
+  frame.write(text, headerLength);
+  return frame;
 }

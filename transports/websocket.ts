@@ -18,7 +18,8 @@ import { credentialOf } from './credentials.js';
 import { whenExpired } from './expiry-timer.js';
 import { countRefusal, toPushError } from './http-errors.js';
 import { upgradeGuard } from './upgrade-guard.js';
-import { TickCork, underlyingSocket } from './tick-cork.js';
+import { underlyingSocket } from './tick-cork.js';
+import { TurnOutbox } from './turn-outbox.js';
 import { newSessionId, type ControllableConnection } from './connection-registry.js';
 import { WS_MESSAGE, encodeOp, type ServerOp } from './websocket-format.js';
 import { opIdOf, parseClientOp, parseJsonFrame, type ClientOp } from './websocket-ops.js';
@@ -35,8 +36,8 @@ class WebSocketConnection implements SessionSink, ControllableConnection {
   /** Each subscription is its own stream, with its own cursor. */
   readonly streamPerSubscription = true;
   readonly session: Session;
-  /** This tick's frames go out in one write. */
-  readonly #cork: TickCork;
+  /** This turn's frames go out in one write (see turn-outbox.ts). */
+  readonly #outbox: TurnOutbox;
   readonly sessionId = newSessionId();
   /** Who the client is: anonymous (or open) until a token arrives, at the upgrade or by an `auth` op. */
   identity: Identity;
@@ -65,7 +66,10 @@ class WebSocketConnection implements SessionSink, ControllableConnection {
 
   constructor(private readonly socket: WebSocket, private readonly ctx: TransportContext, identity: Identity) {
     this.session = new Session(ctx.engine, this, { maxBufferedBytes: ctx.options.maxBufferedBytes });
-    this.#cork = new TickCork(socket);
+    const raw = underlyingSocket(socket);
+    if (!raw) throw new Error('the WebSocket has no TCP socket to write to');
+    // A conflating socket catches up once the TCP socket has written out what it held.
+    this.#outbox = new TurnOutbox(raw, () => this.session.drained(), () => socket.readyState === socket.OPEN);
     this.identity = identity;
     this.#ops = new TokenBucket(ctx.options.opRate, burstFor(ctx.options.opRate));
     this.#publishes = new TokenBucket(ctx.options.publishRate, burstFor(ctx.options.publishRate));
@@ -125,16 +129,18 @@ class WebSocketConnection implements SessionSink, ControllableConnection {
   }
 
   get bufferedAmount(): number {
-    return this.socket.bufferedAmount;
+    return this.#outbox.bufferedAmount;
   }
 
+  /** `bytes` is a whole frame (websocket-format.ts). */
   write(bytes: Buffer): void {
-    this.#cork.hold();
-    this.socket.send(bytes, { binary: false, compress: false });
+    this.#outbox.write(bytes);
   }
 
   disconnect(reason: Disconnect): void {
     if (reason === DISCONNECTS.slow) this.ctx.metrics.slowDisconnect('ws');
+    // What was written before the close frame goes before it.
+    this.#outbox.flush();
     this.socket.close(reason.code, reason.reason);
   }
 
@@ -391,8 +397,6 @@ export function registerWebSocket(app: FastifyInstance, ctx: TransportContext): 
       ctx.registry.add(connection);
       ctx.metrics.connectionOpened('ws');
       socket.on('message', (data, isBinary) => connection.onFrame(data, isBinary));
-      // A conflating socket catches up once the TCP socket has written out what it held.
-      underlyingSocket(socket)?.on('drain', () => connection.session.drained());
       socket.on('pong', () => {
         connection.alive = true;
       });
