@@ -115,7 +115,7 @@ export const OPTION_SPECS: { readonly [K in keyof ServerOptions]: OptionSpec } =
   port: { kind: 'integer', default: 8080, min: 0, max: 65535, description: 'TCP port to listen on (0 picks a free one).' },
   host: { kind: 'string', default: '0.0.0.0', description: 'Address to listen on.' },
   listenBacklog: { kind: 'integer', default: 4096, min: 1, max: 65535, description: 'Connections the kernel queues before the server accepts them (capped by net.core.somaxconn); 10,000 clients reconnecting at once overflow a short queue.' },
-  demo: { kind: 'boolean', default: false, description: 'Run the built-in market-data publisher that feeds the demo page.' },
+  demo: { kind: 'boolean', default: false, description: 'Run the built-in demo feeds: prices for the market board, and buses driving the map of a generated city for vehicles.html.' },
   logLevel: { kind: 'level', default: 'info', description: `Log level: ${LOG_LEVELS.join(', ')}.` },
   historySize: { kind: 'integer', default: 100, min: 1, max: 1_000_000, description: 'Most messages kept per channel for resume and history.' },
   historyBytes: { kind: 'integer', default: 1_048_576, min: 1024, description: 'Most bytes kept per channel ring.' },

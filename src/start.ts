@@ -92,7 +92,8 @@ export async function startServer(options: ServerOptions, extras: StartExtras = 
   if (options.demo) {
     const onError = (error: unknown): void => app.log.warn({ err: error }, 'demo publish failed');
     feed = startMarketFeed(publisher, onError);
-    vehicles = startVehicleFeed(publisher, onError);
+    // The map is published again well within historyTtl, so that snapshot=latest always finds it.
+    vehicles = startVehicleFeed(publisher, onError, { mapEveryMs: Math.min(60_000, options.historyTtl * 500) });
   }
 
   let closing: Promise<void> | undefined;

@@ -8,7 +8,11 @@ import { decode as decodeVcdiff } from '@ably/vcdiff-decoder';
 import jsonPatch, { type Operation } from 'fast-json-patch';
 import type { WireMessage } from './types.js';
 
-export type DecodeResult = { readonly ok: true; readonly data: unknown } | { readonly ok: false; readonly problem: string };
+/**
+ * `saved`: roughly how many bytes the delta saved, the text length of the full data less that of the
+ * delta's data and `delta` field (0 for a full message).
+ */
+export type DecodeResult = { readonly ok: true; readonly data: unknown; readonly saved: number } | { readonly ok: false; readonly problem: string };
 
 const utf8Encoder = new TextEncoder();
 const utf8Decoder = new TextDecoder();
@@ -32,7 +36,7 @@ export class DeltaDecoder {
   decode(message: WireMessage): DecodeResult {
     if (!message.delta) {
       this.#keep(message.channel, { id: message.id, text: JSON.stringify(message.data) });
-      return { ok: true, data: message.data };
+      return { ok: true, data: message.data, saved: 0 };
     }
     const base = this.#last.get(message.channel);
     if (!base || base.id !== message.delta.base) {
@@ -54,7 +58,8 @@ export class DeltaDecoder {
         return { ok: false, problem: `unknown delta format ${message.delta.format}` };
     }
     this.#keep(message.channel, { id: message.id, text });
-    return { ok: true, data: JSON.parse(text) };
+    const sent = JSON.stringify(message.data).length + JSON.stringify(message.delta).length + '"delta":,'.length;
+    return { ok: true, data: JSON.parse(text), saved: text.length - sent };
   }
 
   /** Forget the base, e.g. after a reset: the next message must be full. */

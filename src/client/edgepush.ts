@@ -61,6 +61,7 @@ export class EdgePush extends Emitter<EdgePushEvents> {
   #state: StateChange = { state: 'idle', transport: undefined };
   #closed = false;
   #bytes = 0;
+  #savedByDeltas = 0;
   #lastCursor: string | undefined;
   #cursorCheckQueued = false;
   #session: string | undefined;
@@ -114,6 +115,15 @@ export class EdgePush extends Emitter<EdgePushEvents> {
     return this.#bytes;
   }
 
+  /**
+   * Approximate bytes deltas saved: for each message that came as a delta, the text length of its
+   * full data less that of the delta. `bytesReceived + bytesSavedByDeltas` is roughly what the same
+   * messages would have cost without deltas.
+   */
+  get bytesSavedByDeltas(): number {
+    return this.#savedByDeltas;
+  }
+
   subscribe(channel: string, handler: MessageHandler): Subscription;
   subscribe(channel: string, options: SubscribeOptions, handler: MessageHandler): Subscription;
   subscribe(channel: string, optionsOrHandler: SubscribeOptions | MessageHandler, maybeHandler?: MessageHandler): Subscription {
@@ -132,6 +142,9 @@ export class EdgePush extends Emitter<EdgePushEvents> {
       },
       deliverFailed: (error) => this.emit('error', error instanceof Error ? error : new Error(String(error))),
       cursorMoved: () => this.#cursorMoved(),
+      savedByDelta: (bytes) => {
+        this.#savedByDeltas += bytes;
+      },
     });
     this.#subscriptions.set(channel, subscription);
     this.#subscriptionsChanged();

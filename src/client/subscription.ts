@@ -36,6 +36,8 @@ export interface SubscriptionOwner {
   removeSubscription(subscription: Subscription): void;
   deliverFailed(error: unknown): void;
   cursorMoved(): void;
+  /** A message came as a delta that saved this many bytes (see DecodeResult). */
+  savedByDelta(bytes: number): void;
 }
 
 export class Subscription {
@@ -104,6 +106,7 @@ export class Subscription {
     if (!this.#active) return true;
     const result = this.#decoder.decode(wire);
     if (!result.ok) return false;
+    if (result.saved !== 0) this.owner.savedByDelta(result.saved);
     const message: Message = {
       channel: wire.channel,
       id: wire.id,

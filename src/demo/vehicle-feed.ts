@@ -1,80 +1,71 @@
 /**
- * A demo vehicle feed for the delta-compression page: ~150 buses on channels `vehicles/<id>`, each
- * update a GTFS-realtime-like VehiclePosition. Most fields stay the same between updates (vehicle,
- * trip, route, stop), only the position, bearing, speed and time move: the shape deltas are for.
+ * The demo vehicle feed behind `edgepush --demo` and the map page (public/vehicles.html): 150 buses
+ * on channels `vehicles/<id>` driving the routes of a generated city (city-map.ts), each update a
+ * GTFS-realtime-like VehiclePosition of which only the position, bearing, speed, status and time
+ * move: the shape deltas are for. The city itself is the newest message of `city/map`, which a
+ * page reads with `snapshot=latest`, through the same entitlement checks as every other channel.
  */
 import { SERVER_IDENTITY } from '../auth/identity.js';
 import type { Publisher } from '../publish/publisher.js';
+import { placeBus, drive, positionReport } from './bus.js';
+import { generateCity } from './city-map.js';
+import { Polyline } from './polyline.js';
+import { seededRandom } from './seeded-random.js';
 
 export const VEHICLE_COUNT = 150;
+export const CITY_MAP_CHANNEL = 'city/map';
+/** The city every demo server draws: the same seed, the same streets, on every node and restart. */
+export const CITY_SEED = 1;
+/** The demo's clock runs this many times faster than real time, so buses visibly move on a city-sized map. */
+const TIME_SCALE = 4;
+/** Each bus reports every this many ticks (every 2.5 s at the default interval), not all of them at once. */
+const REPORT_EVERY = 5;
 
-export const VEHICLE_CHANNELS: readonly string[] = Array.from({ length: VEHICLE_COUNT }, (_, i) => vehicleChannel(i));
+/** Buses are numbered 1000 to 1149. */
+export function vehicleChannel(busId: number): string {
+  return `vehicles/${busId}`;
+}
 
-export function vehicleChannel(index: number): string {
-  return `vehicles/${1000 + index}`;
+export interface VehicleFeedOptions {
+  /** Default 500 ms. */
+  readonly intervalMs?: number;
+  /**
+   * How often the map is published again (default every minute): a channel ring forgets messages
+   * older than historyTtl, and the map must stay there for `snapshot=latest` to find it.
+   */
+  readonly mapEveryMs?: number;
 }
 
 export interface VehicleFeed {
   stop(): void;
 }
 
-interface Vehicle {
-  readonly index: number;
-  latitude: number;
-  longitude: number;
-  bearing: number;
-  speed: number;
-  stopSequence: number;
-}
+/** Publishes the map, then every bus's position; from then on each tick a fifth of the fleet reports. */
+export function startVehicleFeed(publisher: Publisher, onError: (error: unknown) => void, options: VehicleFeedOptions = {}): VehicleFeed {
+  const intervalMs = options.intervalMs ?? 500;
+  const city = generateCity(CITY_SEED);
+  const random = seededRandom(CITY_SEED + 1);
+  const perRoute = Math.ceil(VEHICLE_COUNT / city.routes.length);
+  const buses = Array.from({ length: VEHICLE_COUNT }, (_, index) => {
+    const route = city.routes[index % city.routes.length] as (typeof city.routes)[number];
+    return placeBus(random, 1000 + index, route, new Polyline(route.points), Math.floor(index / city.routes.length), perRoute);
+  });
+  const publish = (messages: { channel: string; data: unknown }[]): void => void publisher.publish(SERVER_IDENTITY, messages).catch(onError);
+  const report = (due: typeof buses): void => publish(due.map((bus) => ({ channel: vehicleChannel(bus.id), data: positionReport(bus, city) })));
 
-/** Around Amsterdam Centraal. */
-const CENTER = { latitude: 52.3731, longitude: 4.8922 };
-
-/** Every `intervalMs`, about a fifth of the vehicles report a new position. */
-export function startVehicleFeed(publisher: Publisher, onError: (error: unknown) => void, intervalMs = 500): VehicleFeed {
-  const vehicles: Vehicle[] = Array.from({ length: VEHICLE_COUNT }, (_, index) => ({
-    index,
-    latitude: CENTER.latitude + (Math.random() - 0.5) * 0.08,
-    longitude: CENTER.longitude + (Math.random() - 0.5) * 0.14,
-    bearing: Math.floor(Math.random() * 360),
-    speed: 5 + Math.random() * 8,
-    stopSequence: 1 + Math.floor(Math.random() * 20),
-  }));
-  const timer = setInterval(() => {
-    const moved = vehicles.filter(() => Math.random() < 0.2);
-    if (moved.length === 0) return;
-    publisher.publish(SERVER_IDENTITY, moved.map((vehicle) => ({ channel: vehicleChannel(vehicle.index), data: move(vehicle) }))).catch(onError);
+  publish([{ channel: CITY_MAP_CHANNEL, data: city }]);
+  report(buses);
+  let tick = 0;
+  const driving = setInterval(() => {
+    tick++;
+    for (const bus of buses) drive(bus, (intervalMs / 1000) * TIME_SCALE, random);
+    report(buses.filter((bus) => (bus.id + tick) % REPORT_EVERY === 0));
   }, intervalMs);
-  return { stop: () => clearInterval(timer) };
-}
-
-function move(vehicle: Vehicle): Record<string, unknown> {
-  vehicle.bearing = (vehicle.bearing + Math.round((Math.random() - 0.5) * 30) + 360) % 360;
-  vehicle.speed = Math.max(0, Math.min(16, vehicle.speed + (Math.random() - 0.5) * 2));
-  const radians = (vehicle.bearing * Math.PI) / 180;
-  const metres = vehicle.speed * 0.5;
-  vehicle.latitude += (Math.cos(radians) * metres) / 111_320;
-  vehicle.longitude += (Math.sin(radians) * metres) / (111_320 * Math.cos((vehicle.latitude * Math.PI) / 180));
-  // Stay within the city: turn back towards the centre when wandering off.
-  if (Math.abs(vehicle.latitude - CENTER.latitude) > 0.05 || Math.abs(vehicle.longitude - CENTER.longitude) > 0.08) vehicle.bearing = (vehicle.bearing + 180) % 360;
-  if (Math.random() < 0.02) vehicle.stopSequence++;
-  const route = vehicle.index % 12;
-  const id = 1000 + vehicle.index;
+  const mapping = setInterval(() => publish([{ channel: CITY_MAP_CHANNEL, data: city }]), options.mapEveryMs ?? 60_000);
   return {
-    id: `veh-${id}`,
-    vehicle: { id: String(id), label: `Bus ${id}`, licensePlate: `EP-${id}-X` },
-    trip: { tripId: `T${route}-${id}-0815`, routeId: `R${route + 1}`, directionId: vehicle.index % 2, startTime: '08:15:00', startDate: '20261121', scheduleRelationship: 'SCHEDULED' },
-    position: {
-      latitude: Number(vehicle.latitude.toFixed(6)),
-      longitude: Number(vehicle.longitude.toFixed(6)),
-      bearing: vehicle.bearing,
-      speed: Number(vehicle.speed.toFixed(1)),
+    stop: () => {
+      clearInterval(driving);
+      clearInterval(mapping);
     },
-    currentStopSequence: vehicle.stopSequence,
-    stopId: `S${route * 100 + vehicle.stopSequence}`,
-    currentStatus: 'IN_TRANSIT_TO',
-    congestionLevel: 'RUNNING_SMOOTHLY',
-    occupancyStatus: vehicle.index % 3 === 0 ? 'FEW_SEATS_AVAILABLE' : 'MANY_SEATS_AVAILABLE',
-    timestamp: Math.floor(Date.now() / 1000),
   };
 }

@@ -1,13 +1,11 @@
 /**
- * The demo pages in a real Chromium (Debian's package, driven by playwright-core): the market board
- * shows live prices over each transport (and automatic choice), the vehicle page shows the fleet
- * with deltas; screenshots are saved for a person to look at.
+ * The market board in a real Chromium (Debian's package, driven by playwright-core): live prices
+ * over each transport (and automatic choice), through patterns, elided, and on MQTT.js; screenshots
+ * are saved for a person to look at. The vehicle map has its own test (vehicle-map.test.ts).
  */
 import { existsSync, mkdirSync } from 'node:fs';
 import { chromium, type Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Publisher } from '../../src/publish/publisher.js';
-import { startVehicleFeed, type VehicleFeed } from '../../src/demo/vehicle-feed.js';
 import type { RunningServer } from '../../src/start.js';
 import { prepareDemoSite, type DemoSite } from '../helpers/demo-site.js';
 import { startTestServer } from '../helpers/server.js';
@@ -15,19 +13,15 @@ import { startTestServer } from '../helpers/server.js';
 const CHROMIUM = process.env['CHROMIUM_PATH'] ?? '/usr/bin/chromium';
 const available = existsSync(CHROMIUM);
 
-describe.skipIf(!available)(`demo pages in Chromium${available ? '' : ` (skipped: no browser at ${CHROMIUM}; .ci/setup-system.sh installs Debian's chromium)`}`, () => {
+describe.skipIf(!available)(`the market board demo page in Chromium${available ? '' : ` (skipped: no browser at ${CHROMIUM}; .ci/setup-system.sh installs Debian's chromium)`}`, () => {
   let server: RunningServer;
   let browser: Browser;
   let site: DemoSite;
-  let vehicles: VehicleFeed;
 
   beforeAll(async () => {
     // public/ as `edgepush --demo` serves it, with the client bundle built from the current source.
     site = await prepareDemoSite();
     server = await startTestServer({ demo: true }, { publicDir: site.dir });
-    vehicles = startVehicleFeed(new Publisher(server.source, { maxMessageBytes: 65_536, idempotencyTtl: 60 }), (error) => {
-      throw error;
-    }, 200);
     browser = await chromium.launch({
       executablePath: CHROMIUM,
       args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
@@ -35,7 +29,6 @@ describe.skipIf(!available)(`demo pages in Chromium${available ? '' : ` (skipped
     mkdirSync('test-results', { recursive: true });
   });
   afterAll(async () => {
-    vehicles?.stop();
     await browser?.close();
     await server?.close();
     site?.remove();
@@ -99,21 +92,6 @@ describe.skipIf(!available)(`demo pages in Chromium${available ? '' : ` (skipped
       expect(await page.textContent('#state')).toBe('connected');
       expect(await page.inputValue('#transport')).toBe('mqtt');
       await page.screenshot({ path: 'test-results/demo-mqtt.png' });
-    } finally {
-      await page.close();
-    }
-  });
-
-  it.each(['vcdiff', 'json-patch'])('shows the vehicle fleet with %s deltas', async (delta) => {
-    const page = await browser.newPage({ viewport: { width: 1150, height: 640 } });
-    try {
-      await page.goto(`${server.url}/vehicles.html?delta=${delta}`);
-      await page.waitForFunction('window.edgepushVehicles?.vehicles >= 100 && window.edgepushVehicles.updates >= 300', undefined, { timeout: 45_000 });
-      expect(await page.textContent('#state')).toBe('connected');
-      expect(Number(await page.$$eval('#map circle', (dots) => dots.length))).toBeGreaterThanOrEqual(100);
-      // Deltas on: fewer bytes arrived than the full messages the page rebuilt.
-      await page.waitForFunction("Number.parseInt(document.getElementById('saved')?.textContent) > 10", undefined, { timeout: 10_000 });
-      await page.screenshot({ path: `test-results/vehicles-${delta}.png` });
     } finally {
       await page.close();
     }

@@ -193,6 +193,11 @@ describe('client library in Node', () => {
         // Deltas were really used: the same messages cost fewer bytes (json-patch saves less than
         // vcdiff on these records: five small ops against a few hundred bytes).
         expect(withDeltas.client.bytesReceived).toBeLessThan(plain.client.bytesReceived * (delta === 'vcdiff' ? 0.6 : 0.95));
+        // What the client says deltas saved makes up (roughly: framing and heartbeats differ) the difference.
+        expect(plain.client.bytesSavedByDeltas).toBe(0);
+        const asFull = withDeltas.client.bytesReceived + withDeltas.client.bytesSavedByDeltas;
+        expect(asFull).toBeGreaterThan(plain.client.bytesReceived * 0.9);
+        expect(asFull).toBeLessThan(plain.client.bytesReceived * 1.1);
         withDeltas.client.close();
         plain.client.close();
       });

@@ -75,11 +75,11 @@ describe('DeltaDecoder', () => {
 
   it('rebuilds json-patch and vcdiff deltas, and refuses a delta whose base it does not hold', () => {
     const decoder = new DeltaDecoder();
-    expect(decoder.decode({ channel: 'v', id: '0-1', ts: 1, data: base })).toEqual({ ok: true, data: base });
+    expect(decoder.decode({ channel: 'v', id: '0-1', ts: 1, data: base })).toEqual({ ok: true, data: base, saved: 0 });
     const patch = [{ op: 'replace', path: '/position/latitude', value: 52.2 }];
-    expect(decoder.decode({ channel: 'v', id: '0-2', ts: 2, data: patch, delta: { format: 'json-patch', base: '0-1' } })).toEqual({ ok: true, data: next });
+    expect(decoder.decode({ channel: 'v', id: '0-2', ts: 2, data: patch, delta: { format: 'json-patch', base: '0-1' } })).toEqual({ ok: true, data: next, saved: expect.any(Number) });
     const vcdiff = Buffer.from(encodeVcdiff(Buffer.from(JSON.stringify(next)), Buffer.from(JSON.stringify(base)))).toString('base64');
-    expect(decoder.decode({ channel: 'v', id: '0-3', ts: 3, data: vcdiff, delta: { format: 'vcdiff', base: '0-2' } })).toEqual({ ok: true, data: base });
+    expect(decoder.decode({ channel: 'v', id: '0-3', ts: 3, data: vcdiff, delta: { format: 'vcdiff', base: '0-2' } })).toEqual({ ok: true, data: base, saved: expect.any(Number) });
     expect(decoder.decode({ channel: 'v', id: '0-5', ts: 5, data: patch, delta: { format: 'json-patch', base: '0-4' } })).toMatchObject({ ok: false });
   });
 
@@ -88,6 +88,6 @@ describe('DeltaDecoder', () => {
     const first = decoder.decode({ channel: 'v', id: '0-1', ts: 1, data: structuredClone(base) });
     if (first.ok) (first.data as { label: string }).label = 'changed by the app';
     const patch = [{ op: 'replace', path: '/position/latitude', value: 52.2 }];
-    expect(decoder.decode({ channel: 'v', id: '0-2', ts: 2, data: patch, delta: { format: 'json-patch', base: '0-1' } })).toEqual({ ok: true, data: next });
+    expect(decoder.decode({ channel: 'v', id: '0-2', ts: 2, data: patch, delta: { format: 'json-patch', base: '0-1' } })).toEqual({ ok: true, data: next, saved: expect.any(Number) });
   });
 });
