@@ -16,6 +16,7 @@ import { whenExpired } from './expiry-timer.js';
 import { countRefusal, sendError, toPushError } from './http-errors.js';
 import { channelsParam, deltaParam, maxRateParam, onSlowParam, snapshotParam, stringParam } from './request-params.js';
 import type { SubscribeOptions } from '../src/resume/resumer.js';
+import type { Metrics } from '../src/metrics.js';
 import { SSE_MESSAGE, sseCursor, sseDisconnect, sseHello, sseNotice, ssePreamble, sseReset } from './sse-format.js';
 
 /** After a disconnect notice, how long a client that reads nothing may keep the socket. */
@@ -35,9 +36,15 @@ class SseStream implements SessionSink, ControllableConnection {
   subscribed = false;
   /** Subscription changes by the server API run one after another, like the WebSocket's ops. */
   #changes: Promise<void> = Promise.resolve();
+  /** The metrics' byte counts, added to on every write. */
+  readonly #written: Metrics['writtenBytes'];
+  /** When the stream opened (ms), for the status page. */
+  readonly connectedAt = Date.now();
+  readonly transport = 'sse';
 
   constructor(private readonly res: ServerResponse, private readonly ctx: TransportContext, readonly identity: Identity, private readonly delta: DeltaCodec | null) {
     this.session = new Session(ctx.engine, this, { maxBufferedBytes: ctx.options.maxBufferedBytes });
+    this.#written = ctx.metrics.writtenBytes;
   }
 
   get user(): string | undefined {
@@ -50,12 +57,15 @@ class SseStream implements SessionSink, ControllableConnection {
 
   write(bytes: Buffer): void {
     this.res.write(bytes);
+    this.#written.sse += bytes.length;
   }
 
   disconnect(reason: Disconnect): void {
     if (this.res.writableEnded) return;
     if (reason === DISCONNECTS.slow) this.ctx.metrics.slowDisconnect('sse');
-    this.res.end(sseDisconnect(reason));
+    const goodbye = sseDisconnect(reason);
+    this.res.end(goodbye);
+    this.#written.sse += goodbye.length;
     // end() waits for the buffer to drain; a client that stopped reading would hold it forever.
     setTimeout(() => this.res.destroy(), GOODBYE_GRACE_MS).unref();
   }

@@ -13,6 +13,7 @@ import { Session, type SessionSink } from '../src/engine/session.js';
 import { DISCONNECTS, PushError, type Disconnect } from '../src/errors.js';
 import { burstFor, TokenBucket } from '../src/limits/token-bucket.js';
 import { packageVersion } from '../src/package-root.js';
+import type { Metrics } from '../src/metrics.js';
 import type { TransportContext } from './context.js';
 import { credentialOf } from './credentials.js';
 import { whenExpired } from './expiry-timer.js';
@@ -38,6 +39,11 @@ class WebSocketConnection implements SessionSink, ControllableConnection {
   /** This tick's frames go out in one write. */
   readonly #cork: TickCork;
   readonly sessionId = newSessionId();
+  readonly transport = 'ws';
+  /** When the socket opened (ms), for the status page. */
+  readonly connectedAt = Date.now();
+  /** The metrics' byte counts, added to on every write. */
+  readonly #written: Metrics['writtenBytes'];
   /** Who the client is: anonymous (or open) until a token arrives, at the upgrade or by an `auth` op. */
   identity: Identity;
   /**
@@ -66,6 +72,7 @@ class WebSocketConnection implements SessionSink, ControllableConnection {
   constructor(private readonly socket: WebSocket, private readonly ctx: TransportContext, identity: Identity) {
     this.session = new Session(ctx.engine, this, { maxBufferedBytes: ctx.options.maxBufferedBytes });
     this.#cork = new TickCork(socket);
+    this.#written = ctx.metrics.writtenBytes;
     this.identity = identity;
     this.#ops = new TokenBucket(ctx.options.opRate, burstFor(ctx.options.opRate));
     this.#publishes = new TokenBucket(ctx.options.publishRate, burstFor(ctx.options.publishRate));
@@ -131,6 +138,7 @@ class WebSocketConnection implements SessionSink, ControllableConnection {
   write(bytes: Buffer): void {
     this.#cork.hold();
     this.socket.send(bytes, { binary: false, compress: false });
+    this.#written.ws += bytes.length;
   }
 
   disconnect(reason: Disconnect): void {
@@ -205,6 +213,7 @@ class WebSocketConnection implements SessionSink, ControllableConnection {
       case 'publish': {
         if (!this.#publishes.take()) {
           this.ctx.metrics.limited('publish_rate');
+          this.ctx.metrics.publishResult('rate_limited');
           this.fail(new PushError('rate_limited', `more than ${this.ctx.options.publishRate} publishes per second on one connection`, { retryAfter: 1 }), op.id, op.channel);
           return;
         }
