@@ -1,22 +1,52 @@
 /**
  * Prometheus metrics (GET /metrics). Counters on the hot path are plain numbers kept by the engine
- * and read at scrape time, so fan-out never pays for metric bookkeeping per delivery.
+ * and the transports and read at scrape time, so fan-out never pays for metric bookkeeping per
+ * delivery.
  */
-import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Registry, collectDefaultMetrics, type Metric } from 'prom-client';
 import type { ChannelEngine } from './engine/engine.js';
+import type { LatencyHistogram } from './engine/latency-histogram.js';
+import type { PublishOutcome } from './publish/publisher.js';
 import type { Resumer } from './resume/resumer.js';
 import type { Source } from './log/source.js';
 
+/** The transports clients connect with (the `transport` label). */
+export const TRANSPORTS = ['ws', 'sse', 'poll', 'mqtt'] as const;
+export type Transport = (typeof TRANSPORTS)[number];
+
+const PUBLISH_OUTCOMES: readonly PublishOutcome[] = ['ok', 'duplicate', 'refused', 'invalid', 'too_large', 'rate_limited', 'failed'];
+
+/** Held long-polls, as the poll spool counts them. */
+export interface PollWaiterCounts {
+  /** Polls held, waiting for a message or their timeout. */
+  readonly waiters: number;
+  /** Distinct (channels, cursor, options) among them: each shares one engine registration and one reply body. */
+  readonly groups: number;
+}
+
 export interface Metrics {
   readonly registry: Registry;
+  /** Open connections by transport (a held long-poll counts while it waits). */
+  readonly connections: Readonly<Record<Transport, number>>;
+  /**
+   * Bytes handed to clients' sockets, by transport: the transports add to these plain numbers as
+   * they write (no call per write), and /metrics reads them.
+   */
+  readonly writtenBytes: Record<Transport, number>;
+  /** Publish requests answered, by outcome. */
+  readonly publishResults: Readonly<Record<PublishOutcome, number>>;
   /** A client sent something the server refused (the code is the error code it got). */
   badInput(transport: string, code: string): void;
   /** A log record could not be routed and was skipped. */
   badRecord(): void;
-  connectionOpened(transport: string): void;
-  connectionClosed(transport: string): void;
-  slowDisconnect(transport: string): void;
+  connectionOpened(transport: Transport): void;
+  connectionClosed(transport: Transport): void;
+  slowDisconnect(transport: Transport): void;
   published(count: number): void;
+  /** A publish request (one message or a batch, from any way in) answered with `outcome`. */
+  publishResult(outcome: PublishOutcome): void;
+  /** Where the held long-polls are counted (the poll spool), read at scrape time. */
+  watchPollWaiters(read: () => PollWaiterCounts): void;
   /** A request, op or connection refused by a limit (`connections_per_ip`, `op_rate`, ...). */
   limited(limit: string): void;
   /** Credentials checked: `outcome` is ok, refused (401) or forbidden (403). */
@@ -31,12 +61,17 @@ export function createMetrics(engine: ChannelEngine, source?: Source, resumer?: 
   collectDefaultMetrics({ register: registry });
   const badInput = new Counter({ name: 'edgepush_bad_input_total', help: 'Client input refused, by transport and error code.', labelNames: ['transport', 'code'], registers: [registry] });
   const badRecords = new Counter({ name: 'edgepush_bad_records_total', help: 'Log records skipped because they could not be routed.', registers: [registry] });
-  const connections = new Gauge({ name: 'edgepush_connections', help: 'Open client connections by transport.', labelNames: ['transport'], registers: [registry] });
+  const connections = perTransport();
+  const writtenBytes = perTransport();
+  gaugeByLabel(registry, 'edgepush_connections', 'Open client connections by transport.', 'transport', connections);
+  counterByLabel(registry, 'edgepush_written_bytes_total', 'Bytes handed to client sockets, by transport.', 'transport', writtenBytes);
   const slow = new Counter({ name: 'edgepush_slow_disconnects_total', help: 'Connections closed because their outbox passed the limit.', labelNames: ['transport'], registers: [registry] });
   const limited = new Counter({ name: 'edgepush_limited_total', help: 'Requests, ops and connections refused by a limit, by limit.', labelNames: ['limit'], registers: [registry] });
   const auth = new Counter({ name: 'edgepush_auth_total', help: 'Credential checks by outcome (ok, refused: 401, forbidden: 403) and reason.', labelNames: ['outcome', 'reason'], registers: [registry] });
   const control = new Counter({ name: 'edgepush_server_api_connections_total', help: 'Connections on this node acted on by server-API commands, by command.', labelNames: ['type'], registers: [registry] });
   const published = new Counter({ name: 'edgepush_published_messages_total', help: 'Messages accepted by publish.', registers: [registry] });
+  const publishResults = Object.fromEntries(PUBLISH_OUTCOMES.map((outcome) => [outcome, 0])) as Record<PublishOutcome, number>;
+  counterByLabel(registry, 'edgepush_publish_results_total', 'Publish requests answered, by outcome (ok, duplicate, refused, invalid, too_large, rate_limited, failed).', 'outcome', publishResults);
   const stats = engine.stats;
   const fromStats = (name: string, help: string, read: () => number): void => scrapedCounter(registry, name, help, read);
   fromStats('edgepush_records_total', 'Log records taken by the engine.', () => stats.records);
@@ -44,6 +79,13 @@ export function createMetrics(engine: ChannelEngine, source?: Source, resumer?: 
   fromStats('edgepush_messages_total', 'Channel messages dispatched.', () => stats.messages);
   fromStats('edgepush_deliveries_total', 'Messages handed to subscribers.', () => stats.deliveries);
   fromStats('edgepush_evicted_channels_total', 'Idle channels dropped by the LRU.', () => stats.evictedChannels);
+  fromStats('edgepush_elided_messages_total', 'Messages replaced by a newer one of their channel within an eliding interval (maxRate), per eliding class.', () => engine.elider.stats.elided);
+  fromStats('edgepush_conflated_messages_total', 'Messages a conflating connection (onSlow=conflate) replaced by a newer one before writing.', () => stats.conflatedMessages);
+  counterByLabel(registry, 'edgepush_delta_saved_bytes_total', 'Bytes deltas saved by codec: full message minus delta, once per delta computed.', 'codec', stats.deltaSavedBytes);
+  registerScrapedHistogram(registry, 'edgepush_delivery_latency_seconds', 'Seconds from a message\'s log timestamp to the end of its fan-out to the subscribers\' sockets, once per message.', engine.deliveryLatency);
+  let pollWaiters: () => PollWaiterCounts = () => ({ waiters: 0, groups: 0 });
+  scrapedGauge(registry, 'edgepush_poll_waiters', 'Long-polls held, waiting for a message or their timeout.', () => pollWaiters().waiters);
+  scrapedGauge(registry, 'edgepush_poll_waiter_groups', 'Distinct channels, cursor and options among held long-polls (each group shares one registration and one reply).', () => pollWaiters().groups);
   new Counter({
     name: 'edgepush_resets_total',
     help: 'Cursors the rings alone could not honour, by reason (the log may still have answered them: see edgepush_resumes_total).',
@@ -66,15 +108,21 @@ export function createMetrics(engine: ChannelEngine, source?: Source, resumer?: 
       this.set({ state: 'idle' }, counts.idle);
     },
   });
+  if (source) registerControlLogs(registry, source);
   if (source?.health) registerSourceHealth(registry, source.health.bind(source));
   return {
     registry,
+    connections,
+    writtenBytes,
+    publishResults,
     badInput: (transport, code) => badInput.inc({ transport, code }),
     badRecord: () => badRecords.inc(),
-    connectionOpened: (transport) => connections.inc({ transport }),
-    connectionClosed: (transport) => connections.dec({ transport }),
+    connectionOpened: (transport) => connections[transport]++,
+    connectionClosed: (transport) => connections[transport]--,
     slowDisconnect: (transport) => slow.inc({ transport }),
     published: (count) => published.inc(count),
+    publishResult: (outcome) => publishResults[outcome]++,
+    watchPollWaiters: (read) => (pollWaiters = read),
     limited: (limit) => limited.inc({ limit }),
     auth: (outcome, reason = '') => auth.inc({ outcome, reason }),
     controlApplied: (type, count) => control.inc({ type }, count),
@@ -151,6 +199,102 @@ function registerResumeOutcomes(registry: Registry, resumer: Resumer): void {
     },
   });
   scrapedCounter(registry, 'edgepush_resume_records_read_back_total', 'Log records read back to serve resumes.', () => stats.recordsReadBack);
+}
+
+/** The server-API and MQTT-session logs every node reads: commands applied, records skipped as no command. */
+function registerControlLogs(registry: Registry, source: Source): void {
+  new Counter({
+    name: 'edgepush_control_log_records_total',
+    help: 'Records of the control and sessions logs read by this node, by log (control, sessions) and outcome (applied, skipped: not a command).',
+    labelNames: ['log', 'outcome'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [log, reader] of [['control', source.control], ['sessions', source.sessions]] as const) {
+        this.inc({ log, outcome: 'applied' }, reader.received);
+        this.inc({ log, outcome: 'skipped' }, reader.undecodable);
+      }
+    },
+  });
+}
+
+function perTransport(): Record<Transport, number> {
+  return { ws: 0, sse: 0, poll: 0, mqtt: 0 };
+}
+
+/** A counter with one label, read at scrape time from a record of plain numbers (every key a sample, zeros included). */
+function counterByLabel(registry: Registry, name: string, help: string, label: string, values: Readonly<Record<string, number>>): void {
+  new Counter({
+    name,
+    help,
+    labelNames: [label],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [key, value] of Object.entries(values)) this.inc({ [label]: key }, value);
+    },
+  });
+}
+
+/** A gauge with one label, read at scrape time like counterByLabel's. */
+function gaugeByLabel(registry: Registry, name: string, help: string, label: string, values: Readonly<Record<string, number>>): void {
+  new Gauge({
+    name,
+    help,
+    labelNames: [label],
+    registers: [registry],
+    collect() {
+      for (const [key, value] of Object.entries(values)) this.set({ [label]: key }, value);
+    },
+  });
+}
+
+/**
+ * A histogram kept in plain numbers (LatencyHistogram), exported at scrape time. prom-client's own
+ * Histogram can only be fed observation by observation; the registry takes any metric that answers
+ * get() with its samples, which is all this is.
+ */
+function registerScrapedHistogram(registry: Registry, name: string, help: string, histogram: LatencyHistogram): void {
+  const metric = {
+    name,
+    help,
+    type: 'histogram',
+    aggregator: 'sum',
+    get: async () => {
+      let cumulative = 0;
+      const buckets = histogram.bounds.map((bound, i) => {
+        cumulative += histogram.counts[i] as number;
+        return { metricName: `${name}_bucket`, labels: { le: bound }, value: cumulative };
+      });
+      return {
+        name,
+        help,
+        type: 'histogram',
+        aggregator: 'sum',
+        values: [
+          ...buckets,
+          { metricName: `${name}_bucket`, labels: { le: '+Inf' }, value: histogram.count },
+          { metricName: `${name}_sum`, labels: {}, value: histogram.sum },
+          { metricName: `${name}_count`, labels: {}, value: histogram.count },
+        ],
+      };
+    },
+    // Nothing to forget: the numbers belong to the engine.
+    reset: () => {},
+  };
+  registry.registerMetric(metric as unknown as Metric);
+}
+
+/** A gauge whose value is read at scrape time. */
+function scrapedGauge(registry: Registry, name: string, help: string, read: () => number): void {
+  new Gauge({
+    name,
+    help,
+    registers: [registry],
+    collect() {
+      this.set(read());
+    },
+  });
 }
 
 /** A counter whose value is read at scrape time from a plain number kept elsewhere. */

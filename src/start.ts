@@ -7,10 +7,12 @@ import type { FastifyInstance } from 'fastify';
 import { buildServer } from '../transports/server.js';
 import { checkIdentityOptions, isOpenMode, type ServerOptions } from './config.js';
 import { startMetricsListener } from '../transports/metrics-listener.js';
+import { ConnectionRegistry } from '../transports/connection-registry.js';
 import { startMarketFeed, type MarketFeed } from './demo/market-feed.js';
 import { startVehicleFeed, type VehicleFeed } from './demo/vehicle-feed.js';
 import { ChannelEngine } from './engine/engine.js';
 import { createMetrics } from './metrics.js';
+import { StatusSampler } from './status.js';
 import { packageRoot } from './package-root.js';
 import { Publisher } from './publish/publisher.js';
 import { LogReadBack, isRangeSource } from './resume/log-read-back.js';
@@ -64,9 +66,11 @@ export async function startServer(options: ServerOptions, extras: StartExtras = 
   });
   const resumer = new Resumer(engine, isRangeSource(source) ? new LogReadBack(source, router, log) : undefined, options);
   const metrics = createMetrics(engine, source, resumer);
-  const publisher = new Publisher(source, { maxMessageBytes: options.maxMessageBytes, idempotencyTtl: options.idempotencyTtl, allowClientPublish: options.allowPublish }, metrics.published);
+  const publisher = new Publisher(source, { maxMessageBytes: options.maxMessageBytes, idempotencyTtl: options.idempotencyTtl, allowClientPublish: options.allowPublish }, metrics.published, metrics.publishResult);
   const publicDir = extras.publicDir === false ? undefined : (extras.publicDir ?? join(packageRoot(), 'public'));
-  const app = await buildServer({ options, engine, publisher, metrics, source, resumer, logger: log, ...(publicDir ? { publicDir } : {}) });
+  const connections = new ConnectionRegistry();
+  const status = new StatusSampler(engine, source, resumer, metrics, connections);
+  const app = await buildServer({ options, engine, publisher, metrics, source, resumer, connections, status, logger: log, ...(publicDir ? { publicDir } : {}) });
 
   engine.onDeliveryError = (error, channel) => app.log.error({ err: error, channel }, 'delivery to a subscriber failed');
   const logBadRecord = rateLimitedLog(10, (line, details) => app.log.warn(details ?? {}, line));
@@ -82,7 +86,7 @@ export async function startServer(options: ServerOptions, extras: StartExtras = 
   if (isOpenMode(options)) {
     app.log.warn('OPEN MODE: no identity is configured (jwtSecret, jwtJwksUrl, apiKeys, anonymousCaps), so anyone who can reach this server may subscribe to, read and publish on every channel; fine for development, never for production (docs/security.md)');
   }
-  const metricsServer = options.metricsPort >= 0 ? await startMetricsListener(metrics, options) : undefined;
+  const metricsServer = options.metricsPort >= 0 ? await startMetricsListener(metrics, status, options) : undefined;
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : options.port;
   const url = urlOf(app, options.host);

@@ -2,12 +2,10 @@
  * `GET /healthz` (liveness, used by the Docker HEALTHCHECK), `GET /readyz` (readiness: send
  * traffic here) and `GET /metrics` (Prometheus).
  */
-import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance, FastifyReply } from 'fastify';
-import { PushError } from '../src/errors.js';
-import { credentialOf } from './credentials.js';
 import type { Source } from '../src/log/source.js';
 import type { TransportContext } from './context.js';
+import { checkMetricsAccess } from './metrics-access.js';
 
 export function registerHealth(app: FastifyInstance, ctx: TransportContext, source: Source): void {
   app.get('/healthz', async (_request, reply) => {
@@ -24,11 +22,7 @@ export function registerHealth(app: FastifyInstance, ctx: TransportContext, sour
   // server asks for the metrics token or an API key, so the public port does not reveal traffic.
   if (ctx.options.metricsPort >= 0) return;
   app.get('/metrics', async (request, reply) => {
-    if (ctx.options.metricsToken !== '' || !ctx.auth.open) {
-      const credential = credentialOf(request);
-      const ok = credential !== undefined && ((ctx.options.metricsToken !== '' && safeEqual(credential, ctx.options.metricsToken)) || ctx.auth.isApiKey(credential));
-      if (!ok) throw new PushError('unauthorized', 'GET /metrics needs Authorization: Bearer <metrics token or API key> on this server');
-    }
+    checkMetricsAccess(ctx, request);
     return sendMetrics(ctx, reply);
   });
 }
@@ -36,9 +30,4 @@ export function registerHealth(app: FastifyInstance, ctx: TransportContext, sour
 export async function sendMetrics(ctx: Pick<TransportContext, 'metrics'>, reply: FastifyReply): Promise<FastifyReply> {
   const registry = ctx.metrics.registry;
   return reply.header('content-type', registry.contentType).header('cache-control', 'no-store').send(await registry.metrics());
-}
-
-function safeEqual(a: string, b: string): boolean {
-  const [x, y] = [createHash('sha256').update(a).digest(), createHash('sha256').update(b).digest()];
-  return timingSafeEqual(x, y);
 }

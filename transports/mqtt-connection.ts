@@ -53,6 +53,9 @@ export class MqttConnection implements SessionSink, ControllableConnection {
   /** One stream: a message that two of the client's filters match is delivered once. */
   readonly streamPerSubscription = false;
   readonly sessionId = newSessionId();
+  readonly transport = 'mqtt';
+  /** When the socket opened (ms), for the status page. */
+  readonly connectedAt = Date.now();
   readonly session: Session;
   identity: Identity;
   #phase: Phase = 'connecting';
@@ -354,12 +357,12 @@ export class MqttConnection implements SessionSink, ControllableConnection {
     const packetId = qos === 0 ? 0 : this.#takeId();
     if (this.#persistent && !snapshot) this.#sent(message.frontier, packetId);
     this.#cork.hold();
-    if (qos === 0) return this.socket.send(template.bytes);
+    if (qos === 0) return this.#out(template.bytes);
     const dup = this.#dupThrough !== undefined && message.isCoveredBy(this.#dupThrough);
     const bytes = withPacketId(template, packetId, dup);
     if (this.#inFlight.size < this.#maxInFlight) {
       this.#inFlight.set(packetId, bytes);
-      this.socket.send(bytes);
+      this.#out(bytes);
     } else {
       // Over the client's window: wait for PUBACKs, counted against the outbox like unsent bytes.
       this.#queue.push(bytes);
@@ -374,7 +377,7 @@ export class MqttConnection implements SessionSink, ControllableConnection {
     if (!next) return;
     this.#queuedBytes -= next.length;
     this.#inFlight.set(next.readUInt16BE(idOffsetOf(next)), next);
-    this.socket.send(next);
+    this.#out(next);
   }
 
   /** A message went out: its position joins the cursor now (QoS 0, nothing unacknowledged before it) or once settled. */
@@ -435,7 +438,7 @@ export class MqttConnection implements SessionSink, ControllableConnection {
   }
 
   write(bytes: Buffer): void {
-    this.socket.send(bytes);
+    this.#out(bytes);
   }
 
   disconnect(reason: Disconnect): void {
@@ -471,7 +474,13 @@ export class MqttConnection implements SessionSink, ControllableConnection {
 
   #send(packet: Packet): void {
     if (this.socket.readyState !== this.socket.OPEN) return;
-    this.socket.send(mqttPacket.generate(packet, { protocolVersion: this.#version }));
+    this.#out(mqttPacket.generate(packet, { protocolVersion: this.#version }));
+  }
+
+  /** Every packet goes out here, counted for the metrics. */
+  #out(bytes: Buffer): void {
+    this.socket.send(bytes);
+    this.ctx.metrics.writtenBytes.mqtt += bytes.length;
   }
 
   /** Ends the connection: MQTT 5 first says why with a DISCONNECT (3.1.1 has none from the server). */

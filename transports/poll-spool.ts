@@ -10,10 +10,12 @@ import type { Frontier } from '../src/log/position.js';
 import type { PreparedMessage } from '../src/engine/prepared-message.js';
 import { pollBody } from './poll-format.js';
 import { elideBacklog } from '../src/engine/elision.js';
+import type { PollWaiterCounts } from '../src/metrics.js';
 
 export interface PollWaiter {
   readonly entry: SpoolEntry;
-  readonly answer: (body: string) => void;
+  /** The reply body, shared by every waiter of the entry, and its length in bytes (measured once). */
+  readonly answer: (body: string, bytes: number) => void;
 }
 
 class SpoolEntry implements Subscriber {
@@ -60,6 +62,7 @@ class SpoolEntry implements Subscriber {
 
 export class PollSpool {
   readonly #entries = new Map<string, SpoolEntry>();
+  #waiters = 0;
 
   constructor(
     private readonly engine: ChannelEngine,
@@ -70,7 +73,7 @@ export class PollSpool {
    * Holds a poll that found nothing after `cursor` on `channels`; `answer` gets the reply body
    * once messages come (or the server shuts down).
    */
-  wait(channels: readonly string[], cursor: Frontier, delta: DeltaCodec | null, maxRate: number, answer: (body: string) => void): PollWaiter {
+  wait(channels: readonly string[], cursor: Frontier, delta: DeltaCodec | null, maxRate: number, answer: PollWaiter['answer']): PollWaiter {
     const key = `${channels.join('\n')}\n${cursor.toString()}\n${delta?.format ?? ''}\n${maxRate}`;
     let entry = this.#entries.get(key);
     if (!entry) {
@@ -91,7 +94,13 @@ export class PollSpool {
     }
     const waiter: PollWaiter = { entry, answer };
     entry.waiters.add(waiter);
+    this.#waiters++;
     return waiter;
+  }
+
+  /** Polls held, and the groups they share (one engine registration and one reply each), for the metrics. */
+  counts(): PollWaiterCounts {
+    return { waiters: this.#waiters, groups: this.#entries.size };
   }
 
   /**
@@ -106,6 +115,7 @@ export class PollSpool {
   leave(waiter: PollWaiter): boolean {
     const { entry } = waiter;
     if (entry.answered || !entry.waiters.delete(waiter)) return false;
+    this.#waiters--;
     if (entry.waiters.size === 0) this.#drop(entry);
     return true;
   }
@@ -124,7 +134,9 @@ export class PollSpool {
     // All that came is in the reply: the node's frontier. Cut: the last message's own cursor.
     const cursor = entry.retry ? entry.cursor : (entry.full && last ? last.frontier : this.engine.frontier()).max(entry.cursor);
     const body = pollBody(messages, cursor.toString(), [], entry.delta, false, entry.maxRate > 0 ? elideBacklog(messages) : undefined);
-    for (const waiter of entry.waiters) waiter.answer(body);
+    const bytes = Buffer.byteLength(body);
+    for (const waiter of entry.waiters) waiter.answer(body, bytes);
+    this.#waiters -= entry.waiters.size;
     entry.waiters.clear();
   }
 

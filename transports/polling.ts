@@ -24,6 +24,7 @@ import { withOwnSubs } from './sse.js';
 export function registerPolling(app: FastifyInstance, ctx: TransportContext): void {
   const { engine, options, metrics, resumer } = ctx;
   const spool = new PollSpool(engine, options.pollMaxMessages);
+  metrics.watchPollWaiters(() => spool.counts());
   ctx.onShutdown(() => spool.answerAll());
 
   app.get('/v1/poll', { exposeHeadRoute: false }, async (request, reply) => {
@@ -61,17 +62,21 @@ export function registerPolling(app: FastifyInstance, ctx: TransportContext): vo
   });
 
   function send(reply: FastifyReply, answer: PollAnswer, delta: DeltaCodec | null): FastifyReply {
-    return reply.send(pollBody(answer.messages, answer.cursor.toString(), answer.resets, delta, answer.snapshot === true, answer.elided));
+    const body = pollBody(answer.messages, answer.cursor.toString(), answer.resets, delta, answer.snapshot === true, answer.elided);
+    metrics.writtenBytes.poll += Buffer.byteLength(body);
+    return reply.send(body);
   }
 
   function hold(reply: FastifyReply, channels: readonly string[], from: ResumePoint, looked: Frontier, timeout: number, delta: DeltaCodec | null, maxRate: number, release: () => void): void {
     metrics.connectionOpened('poll');
     reply.raw.once('close', release);
     // The point the first look covered (never behind the client's cursor): the spool goes on from there.
-    const waiter = spool.wait(channels, looked, delta, maxRate, (body) => {
+    const waiter = spool.wait(channels, looked, delta, maxRate, (body, bytes) => {
       clearTimeout(timer);
       metrics.connectionClosed('poll');
-      if (!reply.raw.destroyed) reply.send(body);
+      if (reply.raw.destroyed) return;
+      metrics.writtenBytes.poll += bytes;
+      reply.send(body);
     });
     // Nothing came in time: the same cursor, or a newer one that skips only other channels' messages.
     const timer = setTimeout(() => {

@@ -29,9 +29,12 @@ import { apiKeysOf } from '../src/config.js';
 import { jsonTooDeep } from '../src/protocol/json-depth.js';
 import { rateLimitedLog } from '../src/logger.js';
 import { ConnectionGuard } from './connection-guard.js';
-import { ConnectionRegistry } from './connection-registry.js';
+import type { ConnectionRegistry } from './connection-registry.js';
 import { CorsPolicy } from './cors.js';
 import { registerServerApi } from './server-api-route.js';
+import { registerStatus } from './status-route.js';
+import { checkMetricsAccess } from './metrics-access.js';
+import type { StatusSampler } from '../src/status.js';
 import { chooseSubprotocol, registerMqtt } from './mqtt.js';
 import { MAX_HEADER_BYTES, answerClientError, isFrameError } from './protocol-errors.js';
 
@@ -47,6 +50,10 @@ export interface ServerParts {
   readonly logger?: FastifyBaseLogger;
   /** Subscribe-and-resume (reads the log back where the rings fall short, when it can). */
   readonly resumer: Resumer;
+  /** This node's connections (the status page reads them too). */
+  readonly connections: ConnectionRegistry;
+  /** The status page's snapshots. */
+  readonly status: StatusSampler;
 }
 
 export async function buildServer(parts: ServerParts): Promise<FastifyInstance> {
@@ -100,7 +107,7 @@ export async function buildServer(parts: ServerParts): Promise<FastifyInstance> 
     resumer: parts.resumer,
     auth,
     guard: new ConnectionGuard(options, metrics),
-    registry: new ConnectionRegistry(),
+    registry: parts.connections,
     cors: new CorsPolicy(options, auth.open),
     logError: (error, line) => errorLog(line, { err: error }),
   };
@@ -141,6 +148,8 @@ export async function buildServer(parts: ServerParts): Promise<FastifyInstance> 
   app.setNotFoundHandler((request, reply) => sendError(reply, new PushError('not_found', `no route ${request.method} ${request.url.split('?')[0]}`)));
 
   registerHealth(app, ctx, parts.source);
+  // Where /metrics is, guarded as it is: on the metrics listener instead when there is one.
+  if (options.metricsPort < 0) registerStatus(app, parts.status, (request) => checkMetricsAccess(ctx, request));
   registerPublish(app, ctx);
   registerServerApi(app, ctx, parts.source.control);
   registerHistory(app, ctx);

@@ -19,6 +19,8 @@ export class Channel {
   #patternGeneration = -1;
   /** The newest message's id and payload: the base of the next message's delta. */
   #last: DeltaBase | undefined;
+  /** Messages appended since the engine last sampled the channel's traffic. */
+  #messages = 0;
   /**
    * The ring holds every message of this channel positioned after this frontier. It starts where
    * the node's knowledge of the channel starts and moves forward as the ring evicts.
@@ -38,6 +40,14 @@ export class Channel {
     message.deltaBase = this.#last;
     this.#last = { id: message.id, payload: message.payload };
     this.ring.push(message, now);
+    this.#messages++;
+  }
+
+  /** Messages appended since the previous call (the engine's traffic sample). */
+  takeMessageCount(): number {
+    const count = this.#messages;
+    this.#messages = 0;
+    return count;
   }
 
   /** The live pattern subscriptions matching this channel: cached until a pattern comes or goes. */

@@ -11,7 +11,7 @@
  */
 import { WHOLE_RECORD, type Frontier } from '../log/position.js';
 import type { Subscriber } from './channel.js';
-import type { DeltaBase, PreparedMessage, WireFormat } from './prepared-message.js';
+import { countSaving, type DeltaBase, type PreparedMessage, type WireFormat } from './prepared-message.js';
 import type { DeltaCodec } from '../delta/codec.js';
 import { deltaEnvelopeFields } from '../protocol/envelope.js';
 
@@ -54,6 +54,7 @@ export class Emission {
       const data = base ? codec.diff(base.payload, message.payload) : undefined;
       if (base && data !== undefined && Buffer.byteLength(data) < Buffer.byteLength(message.payload.json)) {
         fields = deltaEnvelopeFields(message.channel, message.id, message.ts, message.payload, codec.format, base.id, data);
+        countSaving(message, codec, fields);
       }
       this.#deltas[codec.variant] = fields;
     }
@@ -125,6 +126,8 @@ class ElisionClass implements Subscriber {
     }
     if (window.pending !== undefined) {
       window.skipped++;
+      // Counted as it is replaced, not when its replacement goes out an interval later.
+      this.elider.stats.elided++;
       this.elider.unpend(window.pending);
     }
     window.pending = message;
@@ -151,7 +154,6 @@ class ElisionClass implements Subscriber {
     if (this.#sent.size >= MAX_DELTA_BASES && !this.#sent.has(message.channel)) this.#sent.clear();
     this.#sent.set(message.channel, { id: message.id, payload: message.payload });
     this.elider.stats.sent++;
-    this.elider.stats.elided += elided;
     for (const member of this.members) {
       try {
         member.emit(emission);

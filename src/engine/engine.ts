@@ -15,6 +15,8 @@ import { Elider, type Scheduler } from './elision.js';
 import { compileFilter, isPattern, matches, type CompiledFilter } from '../protocol/channel-filter.js';
 import type { RingLimits } from './ring.js';
 import type { MessageSink, RoutedMessage } from '../log/routed-message.js';
+import type { DeltaFormat } from '../delta/codec.js';
+import { LatencyHistogram } from './latency-histogram.js';
 
 export interface EngineOptions {
   /** Names the log; cursors from another epoch are answered with a reset. */
@@ -65,6 +67,18 @@ export interface EngineStats {
   deliveryErrors: number;
   resets: Record<ResetReason, number>;
   evictedChannels: number;
+  /** Messages a conflating session replaced with a newer one of the same channel before writing. */
+  conflatedMessages: number;
+  /** Bytes deltas saved, per codec: full envelope minus delta envelope, once per delta computed. */
+  deltaSavedBytes: Record<DeltaFormat, number>;
+}
+
+/** A channel's traffic since the previous sample (see ChannelEngine.busiestChannels). */
+export interface ChannelActivity {
+  readonly channel: string;
+  readonly messages: number;
+  /** Its own subscribers (pattern subscribers matching it are not counted). */
+  readonly subscribers: number;
 }
 
 export class ChannelEngine implements MessageSink {
@@ -78,7 +92,14 @@ export class ChannelEngine implements MessageSink {
     deliveryErrors: 0,
     resets: { cursor_expired: 0, unknown_epoch: 0, bad_cursor: 0 },
     evictedChannels: 0,
+    conflatedMessages: 0,
+    deltaSavedBytes: { 'json-patch': 0, vcdiff: 0 },
   };
+  /**
+   * Seconds from a message's log timestamp to the end of its fan-out, observed once per message
+   * that reached a subscriber (never per subscriber).
+   */
+  readonly deliveryLatency = new LatencyHistogram();
   /** Subscriptions with maxRate: shared per (channel or pattern, interval). */
   readonly elider: Elider;
   /** Called when a subscriber throws; fan-out to the others goes on. */
@@ -144,6 +165,27 @@ export class ChannelEngine implements MessageSink {
   }
 
   /**
+   * The `limit` channels that took the most messages since the previous call, busiest first. For
+   * the status page, about once a second: one pass over the channels held, reading the counter
+   * each keeps, so dispatch pays one increment per message and fan-out nothing.
+   */
+  busiestChannels(limit: number): ChannelActivity[] {
+    const top: ChannelActivity[] = [];
+    const visit = (target: Channel): void => {
+      const messages = target.takeMessageCount();
+      if (messages === 0 || (top.length === limit && messages <= (top[limit - 1] as ChannelActivity).messages)) return;
+      let at = top.length;
+      while (at > 0 && (top[at - 1] as ChannelActivity).messages < messages) at--;
+      top.splice(at, 0, { channel: target.name, messages, subscribers: target.subscribers.size });
+      if (top.length > limit) top.pop();
+    };
+    for (const target of this.#active.values()) visit(target);
+    // values() leaves the LRU's order alone: sampling is not a use.
+    for (const target of this.#idle.values()) visit(target);
+    return top;
+  }
+
+  /**
    * Takes one log record's channel messages (possibly none) and fans them out. Records at or
    * before the frontier were seen already (a re-delivery after a reconnect) and are skipped, so a
    * source may replay overlapping ranges without causing duplicates.
@@ -175,6 +217,7 @@ export class ChannelEngine implements MessageSink {
         this.#frontier.snapshot(),
         ++this.#seq,
         now,
+        this.stats.deltaSavedBytes,
       );
       this.#append(message, now);
     }
@@ -374,6 +417,7 @@ export class ChannelEngine implements MessageSink {
 
   #append(message: PreparedMessage, now: number): void {
     this.stats.messages++;
+    const deliveries = this.stats.deliveries;
     let target = this.#active.get(message.channel);
     if (target) {
       target.append(message, now);
@@ -383,8 +427,11 @@ export class ChannelEngine implements MessageSink {
       target.append(message, now);
       this.#putIdle(target);
     }
-    if (this.#patterns.size === 0) return;
-    for (const entry of target.patternMatches(this.#patterns)) this.#deliver(entry.subscribers, message);
+    if (this.#patterns.size > 0) {
+      for (const entry of target.patternMatches(this.#patterns)) this.#deliver(entry.subscribers, message);
+    }
+    // Fan-out is synchronous: every live subscriber has been handed the message by now.
+    if (this.stats.deliveries !== deliveries) this.deliveryLatency.observe((this.#now() - message.ts) / 1000);
   }
 
   #deliver(subscribers: ReadonlySet<Subscriber>, message: PreparedMessage): void {

@@ -2,7 +2,7 @@
  * A channel message prepared for fan-out: every wire format's bytes are produced at most once and
  * the same Buffer is handed to every subscriber using that format.
  */
-import { DELTA_VARIANTS, type DeltaCodec } from '../delta/codec.js';
+import { DELTA_VARIANTS, type DeltaCodec, type DeltaFormat } from '../delta/codec.js';
 import { deltaEnvelopeFields, envelopeFields, type Payload } from '../protocol/envelope.js';
 import type { Frontier } from '../log/position.js';
 
@@ -69,6 +69,8 @@ export class PreparedMessage {
     readonly seq: number,
     /** Node-local arrival time in ms, for age-bounded rings. */
     readonly receivedAt: number,
+    /** Where the bytes its deltas save are counted (the engine's stats); none for messages read back. */
+    readonly deltaSavings?: Record<DeltaFormat, number>,
   ) {}
 
   /**
@@ -117,6 +119,7 @@ export class PreparedMessage {
       const data = base ? codec.diff(base.payload, this.payload) : undefined;
       if (base && data !== undefined && Buffer.byteLength(data) < Buffer.byteLength(this.payload.json)) {
         fields = deltaEnvelopeFields(this.channel, this.id, this.ts, this.payload, codec.format, base.id, data);
+        countSaving(this, codec, fields);
       }
       this.#deltas[codec.variant] = fields;
     }
@@ -179,4 +182,16 @@ export class PreparedMessage {
   isCoveredBy(cursor: Frontier): boolean {
     return cursor.includes(this.partition, this.offset, this.item);
   }
+}
+
+/**
+ * Counts what a delta of `message` just computed with `codec` saves on the wire: its full envelope
+ * fields minus the delta's (every wire format wraps both alike). Called once per computed delta.
+ */
+export function countSaving(message: PreparedMessage, codec: DeltaCodec, deltaFields: string): void {
+  const savings = message.deltaSavings;
+  if (savings === undefined) return;
+  const saved = Buffer.byteLength(message.envelopeFields) - Buffer.byteLength(deltaFields);
+  // The delta's own fields (format, base) can outweigh a tiny saving on the data.
+  if (saved > 0) savings[codec.format] += saved;
 }

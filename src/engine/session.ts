@@ -142,8 +142,6 @@ export class Session {
    * Written when the sink drains (drained()). Null while the client keeps up.
    */
   #conflated: Map<string, { subscription: Subscription; message: PreparedMessage; skipped: number }> | null = null;
-  /** Messages conflated away, for the metrics. */
-  conflated = 0;
   /** The last message sent on a one-stream session: a message matching several subscriptions goes once. */
   #lastSeq = 0;
   /** Messages written, for the metrics. */
@@ -460,7 +458,8 @@ export class Session {
     const key = `${subscription.channel}\n${message.channel}`;
     const waiting = (this.#conflated as Map<string, { subscription: Subscription; message: PreparedMessage; skipped: number }>).get(key);
     if (waiting?.message === message) return; // the same message through another path (a channel and a pattern)
-    this.conflated++;
+    // Counted when it replaces one: the message that waits is still written at the drain.
+    if (waiting) this.engine.stats.conflatedMessages++;
     this.#conflated!.set(key, { subscription, message, skipped: (waiting ? waiting.skipped + 1 : 0) + alreadyElided });
   }
 

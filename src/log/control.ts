@@ -37,6 +37,10 @@ export interface ControlLog {
   readonly available: boolean;
   /** Resolves once this node has read every command appended before the call (bounded wait). */
   caughtUp(): Promise<void>;
+  /** Commands read by this node since start, handed to the handlers (for the metrics). */
+  readonly received: number;
+  /** Records read by this node that were no command, skipped (for the metrics). */
+  readonly undecodable: number;
 }
 
 /** Encodes a command as the record value (JSON, with a version for later changes). */
@@ -85,11 +89,18 @@ function isTarget(value: unknown): value is ControlTarget {
 export class InProcessControlLog implements ControlLog {
   readonly available = true;
   readonly #handlers: ((command: ControlCommand) => void)[] = [];
+  received = 0;
+  undecodable = 0;
 
   async send(command: ControlCommand): Promise<void> {
     // Through the same encoding as Kafka's, so both carry exactly the same commands.
     const decoded = decodeCommand(encodeCommand(command));
-    if (decoded) for (const handler of this.#handlers) handler(decoded);
+    if (!decoded) {
+      this.undecodable++;
+      return;
+    }
+    this.received++;
+    for (const handler of this.#handlers) handler(decoded);
   }
 
   onCommand(handler: (command: ControlCommand) => void): void {

@@ -1,12 +1,13 @@
 /**
- * Publishing, shared by HTTP (POST /v1/publish) and the WebSocket publish op: validation, limits,
- * and idempotency (a retried request with the same key publishes once and gets the same ids).
+ * Publishing, shared by HTTP (POST /v1/publish), the WebSocket publish op and MQTT PUBLISH:
+ * validation, limits, and idempotency (a retried request with the same key publishes once and gets
+ * the same ids).
  */
 import { createHash } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import { authorize } from '../auth/entitlements.js';
 import type { Identity } from '../auth/identity.js';
-import { PushError } from '../errors.js';
+import { PushError, type ErrorCode } from '../errors.js';
 import { publishedChannelProblem } from '../protocol/channel-filter.js';
 import { payloadFromValue } from '../protocol/envelope.js';
 import type { PublishMessage, Source } from '../log/source.js';
@@ -33,6 +34,26 @@ interface Remembered {
 
 export const MAX_IDEMPOTENCY_KEY_LENGTH = 255;
 
+/**
+ * How a publish request was answered (the metrics' `outcome`): published; answered from an earlier
+ * request with the same Idempotency-Key; refused by the credentials or entitlements; not a valid
+ * request; a message over maxMessageBytes; over a rate limit; or the log did not take it.
+ */
+export type PublishOutcome = 'ok' | 'duplicate' | 'refused' | 'invalid' | 'too_large' | 'rate_limited' | 'failed';
+
+const REFUSED: ReadonlySet<ErrorCode> = new Set(['unauthorized', 'forbidden', 'publish_disabled']);
+
+/** The outcome of a publish request that failed with `error`. */
+export function publishOutcomeOf(error: unknown): PublishOutcome {
+  if (!(error instanceof PushError)) return 'failed';
+  if (REFUSED.has(error.code)) return 'refused';
+  if (error.code === 'message_too_large') return 'too_large';
+  if (error.code === 'rate_limited') return 'rate_limited';
+  // The log's refusals (unavailable: Kafka unreachable or slow) and our own faults.
+  if (error.status >= 500) return 'failed';
+  return 'invalid';
+}
+
 export class Publisher {
   // The promise, not the result, is remembered: a retry that arrives while the first attempt is
   // still in flight waits for it instead of publishing again. Keys are scoped to the publisher's
@@ -44,6 +65,8 @@ export class Publisher {
     private readonly source: Source,
     private readonly options: PublisherOptions,
     private readonly onPublished: (count: number) => void = () => {},
+    /** Every request's outcome, once (the transports report their own refusals before they call). */
+    private readonly onResult: (outcome: PublishOutcome) => void = () => {},
   ) {
     this.#maxBatch = options.maxBatch ?? 1000;
     this.#recent = new LRUCache({ max: options.maxIdempotencyKeys ?? 100_000, ttl: options.idempotencyTtl * 1000 });
@@ -77,6 +100,31 @@ export class Publisher {
    * message before anything reaches the log.
    */
   async publish(identity: Identity, items: readonly unknown[], idempotencyKey?: string): Promise<string[]> {
+    let answered: { ids: Promise<string[]>; duplicate: boolean };
+    try {
+      answered = this.#publish(identity, items, idempotencyKey);
+    } catch (error) {
+      this.onResult(publishOutcomeOf(error));
+      throw error;
+    }
+    if (answered.duplicate) {
+      this.onResult('duplicate');
+      return answered.ids;
+    }
+    return answered.ids.then(
+      (ids) => {
+        this.onResult('ok');
+        return ids;
+      },
+      (error: unknown) => {
+        this.onResult(publishOutcomeOf(error));
+        throw error;
+      },
+    );
+  }
+
+  /** Checks everything and hands the messages to the log, or finds the earlier request a retry repeats. */
+  #publish(identity: Identity, items: readonly unknown[], idempotencyKey: string | undefined): { ids: Promise<string[]>; duplicate: boolean } {
     const isBackend = identity.kind === 'api-key' || identity.kind === 'server';
     if (!isBackend && this.options.allowClientPublish === false) throw new PushError('publish_disabled', 'publishing from clients is turned off on this server');
     if (idempotencyKey !== undefined && (idempotencyKey.length === 0 || idempotencyKey.length > MAX_IDEMPOTENCY_KEY_LENGTH)) {
@@ -90,7 +138,7 @@ export class Publisher {
       const earlier = this.#recent.get(scopedKey);
       if (earlier) {
         if (earlier.request !== request) throw new PushError('idempotency_conflict', 'this Idempotency-Key was used with a different request body; use a new key for a new request');
-        return earlier.ids;
+        return { ids: earlier.ids, duplicate: true };
       }
     }
     // Always try, even when the last attempt failed: refusing up front would never find out that
@@ -107,7 +155,7 @@ export class Publisher {
         if (this.#recent.peek(scopedKey) === remembered) this.#recent.delete(scopedKey);
       });
     }
-    return attempt;
+    return { ids: attempt, duplicate: false };
   }
 }
 

@@ -8,6 +8,7 @@ import type { PreparedMessage } from '../../../src/engine/prepared-message.js';
 import { payloadFromValue } from '../../../src/protocol/envelope.js';
 import { KeyRouter } from '../../../src/routing/record-router.js';
 import { createIngest } from '../../../src/routing/ingest.js';
+import { JSON_PATCH } from '../../../src/delta/json-patch.js';
 import type { LogRecord } from '../../../src/log/source.js';
 
 interface Harness {
@@ -418,6 +419,64 @@ describe('ChannelEngine', () => {
       expect(engine.history('nope', 2)).toEqual([]);
       engine.recover('a', { kind: 'now' });
       expect(engine.channelCounts.active).toBe(0);
+    });
+  });
+
+  describe('traffic counters', () => {
+    it('observes the delivery latency once per message that reached subscribers, from its log timestamp', () => {
+      const { engine, clock, send } = harness();
+      for (let i = 0; i < 3; i++) engine.subscribe('a', new Collector(), { kind: 'now' });
+      engine.subscribe('a/+', new Collector(), { kind: 'now' });
+      engine.subscribe('a/b', new Collector(), { kind: 'now' });
+      clock.now = 5000;
+      send(0, 0, 'a'); // ts 1000: three subscribers, one observation of 4 s
+      send(0, 1, 'a/b'); // ts 1001: its own subscriber and the pattern's, one observation
+      send(0, 2, 'nobody'); // no subscriber: not delivered, not observed
+      const latency = engine.deliveryLatency;
+      expect(engine.stats.deliveries).toBe(5);
+      expect(latency.count).toBe(2);
+      expect(latency.sum).toBeCloseTo(4 + 3.999, 6);
+      // Both fall in the bucket up to 5 s.
+      expect(latency.counts[latency.bounds.indexOf(5)]).toBe(2);
+    });
+
+    it('counts a timestamp ahead of this node\'s clock as no latency', () => {
+      const { engine, send } = harness();
+      engine.subscribe('a', new Collector(), { kind: 'now' });
+      send(0, 0, 'a'); // ts 1000, clock 0
+      expect([engine.deliveryLatency.count, engine.deliveryLatency.sum, engine.deliveryLatency.counts[0]]).toEqual([1, 0, 1]);
+    });
+
+    it('names the busiest channels since the previous sample, with their own subscribers', () => {
+      const { engine, send } = harness();
+      engine.subscribe('a', new Collector(), { kind: 'now' });
+      let offset = 0;
+      for (let i = 0; i < 3; i++) send(0, offset++, 'a');
+      for (let i = 0; i < 5; i++) send(0, offset++, 'b');
+      send(0, offset++, 'c');
+      expect(engine.busiestChannels(2)).toEqual([
+        { channel: 'b', messages: 5, subscribers: 0 },
+        { channel: 'a', messages: 3, subscribers: 1 },
+      ]);
+      send(0, offset++, 'c');
+      expect(engine.busiestChannels(2)).toEqual([{ channel: 'c', messages: 1, subscribers: 0 }]);
+      expect(engine.busiestChannels(2)).toEqual([]);
+    });
+
+    it('counts the bytes a delta saves once per message and codec, however many subscribers are sent it', () => {
+      const { engine, send } = harness();
+      const collector = new Collector();
+      engine.subscribe('a', collector, { kind: 'now' });
+      send(0, 0, 'a', { price: 100, name: 'x'.repeat(100) });
+      send(0, 1, 'a', { price: 101, name: 'x'.repeat(100) });
+      const second = collector.received[1] as PreparedMessage;
+      const fields = second.deltaFields(JSON_PATCH) as string;
+      second.deltaFields(JSON_PATCH); // a second subscriber: the delta is shared, not computed again
+      expect(engine.stats.deltaSavedBytes).toEqual({ 'json-patch': Buffer.byteLength(second.envelopeFields) - Buffer.byteLength(fields), vcdiff: 0 });
+      expect(engine.stats.deltaSavedBytes['json-patch']).toBeGreaterThan(0);
+      // The first message has no base: nothing computed, nothing saved.
+      expect((collector.received[0] as PreparedMessage).deltaFields(JSON_PATCH)).toBeUndefined();
+      expect(engine.stats.deltaSavedBytes['json-patch']).toBe(Buffer.byteLength(second.envelopeFields) - Buffer.byteLength(fields));
     });
   });
 });

@@ -114,7 +114,7 @@ describe('Session', () => {
     });
 
     it('conflates a client that asked onSlow=conflate: latest per channel with elided counts once drained, no cursor meanwhile', () => {
-      const { send, open } = setup(1, 100);
+      const { engine, send, open } = setup(1, 100);
       const { session, sink } = open();
       session.subscribe('a', { kind: 'now' }, null, { onSlow: 'conflate' });
       session.subscribe('b', { kind: 'now' }, null, { onSlow: 'conflate' });
@@ -136,6 +136,8 @@ describe('Session', () => {
         ['a', offset - 2, 5],
         ['b', offset - 1, 3],
       ]);
+      // The metrics count the ones replaced.
+      expect(engine.stats.conflatedMessages).toBe(8);
       // Those two filled the small outbox again; once it drains, it is live again, with a cursor.
       sink.bufferedAmount = 0;
       session.drained();

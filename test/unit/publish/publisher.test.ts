@@ -197,4 +197,27 @@ describe('Publisher', () => {
       expect(await publisher.publish(SERVER_IDENTITY, [{ channel: 'a', data: 1 }])).toEqual(['0-0']);
     });
   });
+
+  describe('outcomes', () => {
+    it('reports each request once: ok, duplicate, refused, invalid, too_large, failed', async () => {
+      const source = new ManualSource();
+      const outcomes: string[] = [];
+      const publisher = new Publisher(source, { maxMessageBytes: 10, idempotencyTtl: 60 }, () => {}, (outcome) => outcomes.push(outcome));
+      const ok = publisher.publish(OPEN_IDENTITY, [{ channel: 'a', data: 1 }, { channel: 'b', data: 2 }], 'key');
+      // A retry while the first is in flight is answered from it, and reported at once.
+      const retry = publisher.publish(OPEN_IDENTITY, [{ channel: 'a', data: 1 }, { channel: 'b', data: 2 }], 'key');
+      await Promise.resolve();
+      expect(outcomes).toEqual(['duplicate']);
+      source.calls[0]?.resolve(['0-0', '0-1']);
+      expect(await ok).toEqual(await retry);
+      const anonymous = { ...OPEN_IDENTITY, kind: 'anonymous' as const, grants: [] };
+      await rejection(publisher.publish(anonymous, [{ channel: 'a', data: 1 }]));
+      await rejection(publisher.publish(OPEN_IDENTITY, [{ data: 1 }]));
+      await rejection(publisher.publish(OPEN_IDENTITY, [{ channel: 'a', data: 'far too long' }]));
+      const failing = publisher.publish(OPEN_IDENTITY, [{ channel: 'a', data: 1 }]);
+      source.calls[1]?.reject(new PushError('unavailable', 'Kafka is not reachable'));
+      await rejection(failing);
+      expect(outcomes).toEqual(['duplicate', 'ok', 'refused', 'invalid', 'too_large', 'failed']);
+    });
+  });
 });
