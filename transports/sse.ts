@@ -60,6 +60,11 @@ class SseStream implements SessionSink, ControllableConnection {
     return this.#outbox.bufferedAmount;
   }
 
+  /** The HTTP response head: first on the socket, not counted as stream bytes. */
+  writeHead(head: Buffer): void {
+    this.#outbox.write(head);
+  }
+
   write(bytes: Buffer): void {
     this.#outbox.write(bytes);
     this.#written.sse += bytes.length;
@@ -193,7 +198,7 @@ export function registerSse(app: FastifyInstance, ctx: TransportContext): void {
     });
     socket.on('error', (error) => request.log.debug({ err: error }, 'sse stream error'));
 
-    stream.write(sseResponseHead(ctx.cors.headers(request.headers.origin)));
+    stream.writeHead(sseResponseHead(ctx.cors.headers(request.headers.origin)));
     session.writeControl(ssePreamble(options.reconnectDelay * 1000, options.heartbeatInterval * 1000));
     session.writeControl(sseHello(stream.sessionId, identity.user));
     try {

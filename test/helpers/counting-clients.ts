@@ -10,7 +10,7 @@ import WebSocket from 'ws';
 import { waitForChange } from './wait-for-change.js';
 
 export abstract class CountingClient extends EventEmitter {
-  /** Bytes received: the SSE stream's text, WebSocket message payloads, MQTT packets. */
+  /** Bytes received: the SSE stream's text, WebSocket frames (headers included), MQTT packets. */
   bytes = 0;
   /** Channel messages received, in order (their envelopes). */
   readonly messages: Record<string, unknown>[] = [];
@@ -75,7 +75,8 @@ export class CountingWs extends CountingClient {
     super();
     this.socket = new WebSocket(`${baseUrl.replace(/^http/, 'ws')}/v1/ws${token ? `?token=${encodeURIComponent(token)}` : ''}`);
     this.socket.on('message', (data: Buffer) => {
-      this.bytes += data.length;
+      // The server counts whole frames: the payload and its frame header (RFC 6455 §5.2).
+      this.bytes += data.length + (data.length < 126 ? 2 : data.length < 65_536 ? 4 : 10);
       const op = JSON.parse(data.toString('utf8')) as Record<string, unknown>;
       this.ops.push(op);
       if (op['op'] === 'message') this.messages.push(op);
