@@ -11,6 +11,9 @@ RUN npm ci
 
 FROM node:24-bookworm-slim
 ENV NODE_ENV=production
+# tini as PID 1: it hands signals to node (which drains on SIGTERM) and reaps any process left
+# behind, such as a --workers child whose primary died.
+RUN apt-get update && apt-get install -y --no-install-recommends tini && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY package.json package-lock.json ./
 # --ignore-scripts: prepare (the TypeScript build) needs dev dependencies; dist/ comes from the build stage.
@@ -23,4 +26,6 @@ EXPOSE 8080
 # port. Options given as `docker run … --port N` arguments are not visible to it: use EDGEPUSH_PORT.
 HEALTHCHECK --interval=15s --timeout=5s --start-period=10s --retries=3 \
   CMD ["node", "dist/src/cli.js", "healthcheck"]
-ENTRYPOINT ["node", "dist/src/cli.js"]
+# SIGTERM (docker stop, a pod's termination) drains for up to drainTimeout (30 s by default):
+# give docker stop a longer timeout (docker stop -t 40, or --stop-timeout on docker run).
+ENTRYPOINT ["tini", "--", "node", "dist/src/cli.js"]

@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # Installs the system packages the test suite uses, from Debian's archive: Chromium (browser
 # tests, driven by playwright-core), nginx (proxies for the client tests), xdelta3 (an independent VCDIFF decoder), and Java + Maven
-# (the real Kafka broker the integration tests start from Maven Central artifacts).
+# (the real Kafka broker the integration tests start from Maven Central artifacts); and Helm, see
+# setup-helm.sh.
 # Idempotent: installs only what is missing. Needs root (or sudo) for apt-get.
 set -euo pipefail
+
+# Helm (the chart test) is not in Debian's archive: setup-helm.sh builds it with the machine's Go.
+bash "$(dirname "$0")/setup-helm.sh"
 
 missing=()
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)

@@ -1,9 +1,11 @@
 #!/usr/bin/env node
 /**
  * The `edgepush` command: reads options from flags, environment and an optional config file,
- * starts the server, and shuts down cleanly on SIGINT/SIGTERM (clients are told to reconnect).
+ * starts the server, and drains on SIGINT/SIGTERM: clients are told to reconnect elsewhere with
+ * their cursors, and the process exits 0 once they are gone or drainTimeout has passed.
  */
 import { parseArgs } from 'node:util';
+import { checkConfig } from './check-config.js';
 import { healthcheck } from './healthcheck.js';
 import { ConfigError, OPTION_SPECS, flagName, helpText, resolveOptions } from './config.js';
 import { KafkaStartError } from './kafka/kafka-source.js';
@@ -47,6 +49,7 @@ function parseCommandLine(argv: string[]): { cli: Record<string, string | boolea
 }
 
 async function main(): Promise<void> {
+  if (process.argv[2] === 'check-config') return checkConfigCommand(process.argv.slice(3));
   let parsed;
   let options;
   // `edgepush healthcheck [options]`: the same options, a question instead of a server.
@@ -85,8 +88,13 @@ async function main(): Promise<void> {
       // Right in a container, surprising on a laptop: say it.
       (everywhere ? `; bound to all interfaces (--host 127.0.0.1 keeps it on this machine)` : ''),
   );
+  let draining = false;
   const stop = (signal: string): void => {
-    server.app.log.info(`${signal}: shutting down`);
+    // One drain, bounded by drainTimeout: a second signal (a terminal's Ctrl-C reaches --workers
+    // children as well as the primary, which forwards it) must not kill the process midway.
+    if (draining) return;
+    draining = true;
+    server.app.log.info(`${signal}: draining: clients are told to reconnect elsewhere; exit once they are gone, within ${options.drainTimeout} s`);
     server.close().then(
       () => process.exit(0),
       (error: unknown) => {
@@ -95,8 +103,20 @@ async function main(): Promise<void> {
       },
     );
   };
-  process.once('SIGINT', () => stop('SIGINT'));
-  process.once('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+}
+
+/** `edgepush check-config <file>`: "ok" and a summary, exit 0; or the one-line error, exit 2. */
+function checkConfigCommand(args: string[]): void {
+  try {
+    if (args.length !== 1 || args[0]?.startsWith('-')) throw new ConfigError('usage: edgepush check-config <file>');
+    process.stdout.write(checkConfig(args[0] as string) + '\n');
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    process.stderr.write(`edgepush: ${error.message}\n`);
+    process.exit(2);
+  }
 }
 
 main().catch((error: unknown) => {

@@ -1,9 +1,10 @@
 /**
  * Server options: one table gives each option its type, default, environment variable, CLI flag and
- * description. The same table drives parsing, validation, `--help` and docs/config.md (a test
- * checks the doc lists every option), so they cannot drift apart.
+ * description. The same table drives parsing, validation, `--help`, docs/config.md and the JSON
+ * Schema edgepush.schema.json (tests check both), so they cannot drift apart.
  *
- * Precedence, highest first: command line, environment (`EDGEPUSH_*`), config file (JSON), defaults.
+ * Precedence, highest first: command line, environment (`EDGEPUSH_*`), options given in code
+ * (createServer), config file (JSON), defaults.
  */
 import { readFileSync } from 'node:fs';
 import { CapsError, parseCaps } from './auth/caps.js';
@@ -91,6 +92,8 @@ export interface ServerOptions {
   metricsToken: string;
   /** @default 1 */
   workers: number;
+  /** @default 30 */
+  drainTimeout: number;
   /** @default '' */
   kafkaBrokers: string;
   /** @default '' */
@@ -101,7 +104,7 @@ export interface ServerOptions {
 
 type Kind = 'integer' | 'number' | 'string' | 'boolean' | 'level' | 'object' | 'array';
 
-interface OptionSpec {
+export interface OptionSpec {
   readonly kind: Kind;
   readonly default: number | string | boolean | null;
   readonly description: string;
@@ -109,7 +112,7 @@ interface OptionSpec {
   readonly max?: number;
 }
 
-const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
 export const OPTION_SPECS: { readonly [K in keyof ServerOptions]: OptionSpec } = {
   port: { kind: 'integer', default: 8080, min: 0, max: 65535, description: 'TCP port to listen on (0 picks a free one).' },
@@ -154,6 +157,7 @@ export const OPTION_SPECS: { readonly [K in keyof ServerOptions]: OptionSpec } =
   metricsPort: { kind: 'integer', default: -1, min: -1, max: 65535, description: 'Serve /metrics (and the /status page) on its own listener at this port (0: a free one) instead of the main one; -1: on the main port.' },
   metricsToken: { kind: 'string', default: '', description: 'Bearer token /metrics and /status require on the main port (API keys also work). Unset on a closed server: they need an API key on the main port.' },
   workers: { kind: 'integer', default: 1, min: 1, max: 64, description: 'Processes on this machine (node:cluster), each a full consumer sharing the port; needs Kafka.' },
+  drainTimeout: { kind: 'number', default: 30, min: 0, max: 3600, description: 'Seconds a shutdown (SIGTERM, SIGINT) waits for clients to leave once they are told to reconnect elsewhere with their cursors; connections still open then are closed and the process exits 0. Keep it below the orchestrator\'s grace period (terminationGracePeriodSeconds).' },
   kafkaBrokers: { kind: 'string', default: '', description: 'Kafka bootstrap brokers, comma-separated (host:port,...). Empty: the embedded log.' },
   kafkaTopics: { kind: 'string', default: '', description: 'Kafka topics to consume, comma-separated, channel from the record key. For routing rules use the kafka option.' },
   kafka: { kind: 'object', default: null, description: 'Full Kafka configuration as a JSON object (brokers, topics with routing rules, publishTopic, readBack, ...): see docs/kafka.md.' },
@@ -186,11 +190,14 @@ export function defaultOptions(): ServerOptions {
  * Converts one raw value (a string from env/CLI, or a JSON value from the file) or throws. A file
  * is typed JSON: there `"500"` is a string, not a number, and `"true"` not a boolean.
  */
-function coerce(key: keyof ServerOptions, raw: unknown, where: string, typed = false): number | string | boolean | Record<string, unknown> {
+function coerce(key: keyof ServerOptions, raw: unknown, where: string, typed = false): number | string | boolean | Record<string, unknown> | null {
   const spec = OPTION_SPECS[key];
   const fail = (expected: string): never => {
     throw new ConfigError(`invalid configuration: ${where} must be ${expected}, got ${JSON.stringify(raw)}`);
   };
+  // A typed value equal to the default (`""`, `null`) is the default, even where an operator could
+  // not choose it: a whole ServerOptions object (defaultOptions() with changes) passes as it is.
+  if (typed && raw === spec.default) return spec.default;
   if (typed && typeof raw === 'string' && spec.kind !== 'string' && spec.kind !== 'level') {
     const json = spec.kind === 'boolean' ? 'boolean' : spec.kind === 'object' ? 'object' : spec.kind === 'array' ? 'array' : 'number';
     const expected = spec.kind === 'boolean' ? 'true or false' : spec.kind === 'integer' ? 'an integer' : `a JSON ${json}`;
@@ -247,6 +254,8 @@ export interface ConfigSources {
   readonly env?: Readonly<Record<string, string | undefined>>;
   /** Path of a JSON config file. */
   readonly file?: string;
+  /** Options given in code (createServer): typed like the file's, applied over it; undefined is unset. */
+  readonly values?: Readonly<Record<string, unknown>>;
 }
 
 /** Builds validated options from the layered sources; throws ConfigError naming the bad key. */
@@ -257,17 +266,19 @@ export function resolveOptions(sources: ConfigSources): ServerOptions {
     try {
       parsed = JSON.parse(readFileSync(sources.file, 'utf8'));
     } catch (error) {
-      // YAML and the like are a common guess: say which format is wanted.
-      throw new ConfigError(`invalid configuration: cannot read config file ${sources.file} (it must be JSON): ${(error as Error).message}`);
+      // YAML and the like are a common guess: say which format is wanted. One line, though the
+      // parser's message quotes the file's text, newlines and all.
+      throw new ConfigError(`invalid configuration: cannot read config file ${sources.file} (it must be JSON): ${(error as Error).message.replace(/\s*\n\s*/g, ' ')}`);
     }
     if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
       throw new ConfigError(`invalid configuration: config file ${sources.file} must hold a JSON object`);
     }
-    for (const [key, raw] of Object.entries(parsed)) {
-      if (!Object.hasOwn(OPTION_SPECS, key)) throw new ConfigError(`invalid configuration: unknown key "${key}" in ${sources.file}`);
-      options[key] = coerce(key as keyof ServerOptions, raw, `"${key}" in ${sources.file}`, true);
-    }
+    const values = { ...(parsed as Record<string, unknown>) };
+    // "$schema" points an editor at edgepush.schema.json: it is not an option.
+    delete values['$schema'];
+    applyTyped(options, values, `in ${sources.file}`);
   }
+  if (sources.values !== undefined) applyTyped(options, sources.values, 'in the createServer options');
   // A misspelt variable would otherwise be ignored without a word, and the server run with a default.
   const known = new Set(KEYS.map(envName));
   for (const name of Object.keys(sources.env ?? {})) {
@@ -297,6 +308,15 @@ export function resolveOptions(sources: ConfigSources): ServerOptions {
   }
   checkIdentityOptions(result);
   return result;
+}
+
+/** Sets the options of a typed source (the file, or code) over `options`; unknown keys are errors. */
+function applyTyped(options: Record<string, unknown>, values: Readonly<Record<string, unknown>>, where: string): void {
+  for (const [key, raw] of Object.entries(values)) {
+    if (raw === undefined) continue;
+    if (!Object.hasOwn(OPTION_SPECS, key)) throw new ConfigError(`invalid configuration: unknown key "${key}" ${where}`);
+    options[key] = coerce(key as keyof ServerOptions, raw, `"${key}" ${where}`, true);
+  }
 }
 
 /** True when no identity option is set: the server is open to everyone (development, the demo). */
@@ -341,6 +361,7 @@ export function helpText(): string {
     '',
     'Usage: edgepush [options]',
     '       edgepush healthcheck [options]   exit 0 when the server these options start is healthy (container HEALTHCHECK)',
+    '       edgepush check-config <file>     check a config file by the server\'s rules: "ok" and exit 0, or the error and exit 2',
     '',
     'Options (each also settable as an EDGEPUSH_* environment variable or a key in the --config file):',
     '  --config <file>                 JSON file of options (keys as in docs/config.md)',

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { buildServer } from '../transports/server.js';
 import { checkIdentityOptions, isOpenMode, type ServerOptions } from './config.js';
+import { drain } from '../transports/drain.js';
 import { startMetricsListener } from '../transports/metrics-listener.js';
 import { ConnectionRegistry } from '../transports/connection-registry.js';
 import { startMarketFeed, type MarketFeed } from './demo/market-feed.js';
@@ -35,6 +36,7 @@ export interface RunningServer {
   readonly port: number;
   /** `http://host:port` of the /metrics listener when metricsPort is set. */
   readonly metricsUrl: string | undefined;
+  /** Drains (transports/drain.ts: at most drainTimeout seconds), then closes the source. */
   close(): Promise<void>;
 }
 
@@ -112,7 +114,7 @@ export async function startServer(options: ServerOptions, extras: StartExtras = 
       closing ??= (async () => {
         feed?.stop();
         vehicles?.stop();
-        await app.close();
+        await drain(app, options.drainTimeout * 1000);
         await metricsServer?.close();
         await source.close();
       })();

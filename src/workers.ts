@@ -1,7 +1,9 @@
 /**
  * `--workers N`: N processes on one machine sharing the listening port (node:cluster). Each worker
  * is a full consumer of every partition, so cursors are valid on any of them and a client may land
- * on any worker after a reconnect. A worker that dies is replaced; SIGTERM drains them all.
+ * on any worker after a reconnect. A worker that dies is replaced. SIGTERM (or SIGINT) is
+ * forwarded to every worker, each drains (clients told to reconnect elsewhere, at most
+ * drainTimeout), and the primary exits once they all have.
  */
 import cluster from 'node:cluster';
 import type { Logger } from './logger.js';
@@ -39,8 +41,9 @@ export function superviseWorkers(count: number, log: Logger): void {
     for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill(signal);
     if (Object.keys(cluster.workers ?? {}).length === 0) process.exit(process.exitCode ?? 0);
   };
-  process.once('SIGINT', () => stop('SIGINT'));
-  process.once('SIGTERM', () => stop('SIGTERM'));
+  // Not once: a second signal during the drain is ignored by stop(), not fatal to the primary.
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
 }
 
 export function isWorkerPrimary(count: number): boolean {

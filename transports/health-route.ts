@@ -13,7 +13,8 @@ export function registerHealth(app: FastifyInstance, ctx: TransportContext, sour
     return reply.header('cache-control', 'no-store').send({ status: 'ok', source: source.kind, writable: source.writable, epoch: source.epoch, pid: process.pid });
   });
   // Not ready until the log's start-up read-back is done (rings filled, resumes exact) and the
-  // tail is live. Once shutdown begins fastify answers every new request 503 (return503OnClosing).
+  // tail is live. Once the drain begins (drain.ts) new connections are refused, and fastify
+  // answers a request on a kept-alive one 503 (return503OnClosing).
   app.get('/readyz', async (_request, reply) => {
     const status = source.ready ? 'ready' : 'starting';
     return reply.code(status === 'ready' ? 200 : 503).header('cache-control', 'no-store').send({ status });

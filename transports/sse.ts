@@ -129,7 +129,8 @@ export function registerSse(app: FastifyInstance, ctx: TransportContext): void {
   const { options, metrics } = ctx;
   const streams = new Set<SseStream>();
 
-  const heartbeat = setInterval(() => {
+  /** An id-only event with each stream's current cursor. */
+  const sendCursors = (): void => {
     // Streams whose cursors are equal (nearly all) share one Buffer per tick.
     const shared = new Map<string, Buffer>();
     for (const stream of streams) {
@@ -140,9 +141,13 @@ export function registerSse(app: FastifyInstance, ctx: TransportContext): void {
       if (!bytes) shared.set(cursor, (bytes = sseCursor(cursor)));
       stream.session.writeControl(bytes);
     }
-  }, options.heartbeatInterval * 1000);
+  };
+  const heartbeat = setInterval(sendCursors, options.heartbeatInterval * 1000);
   ctx.onShutdown(() => {
     clearInterval(heartbeat);
+    // The newest cursor just before the goodbye: the client resumes on another node from here,
+    // with less to read back than from its last message.
+    sendCursors();
     for (const stream of streams) stream.session.disconnect(DISCONNECTS.shutdown);
   });
 

@@ -1,8 +1,9 @@
 /**
  * Builds the browser client: src/client → public/edgepush.js (one ESM file with its two
- * dependencies, fast-json-patch and @ably/vcdiff-decoder, bundled in) and public/edgepush.d.ts
- * (declarations from tsc -p tsconfig.client.json). Run by `npm run build:client`, and so by
- * `npm run build` and `npm ci`. Tests call buildClient() to build into a folder of their own.
+ * dependencies, fast-json-patch and @ably/vcdiff-decoder, bundled in), public/edgepush.min.js (the
+ * same, minified, for pages that load it as it is) and public/edgepush.d.ts (declarations from
+ * tsc -p tsconfig.client.json, for both). Run by `npm run build:client`, and so by `npm run build`
+ * and `npm ci`. Tests call buildClient() to build into a folder of their own.
  */
 import { execFile } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
@@ -21,19 +22,22 @@ const root = fileURLToPath(new URL('../..', import.meta.url));
 export async function buildClient({ outdir = join(root, 'public'), declarations = true } = {}) {
   await mkdir(outdir, { recursive: true });
   const outfile = join(outdir, 'edgepush.js');
-  await build({
+  const bundle = {
     entryPoints: [join(root, 'src/client/index.ts')],
-    outfile,
     bundle: true,
     format: 'esm',
     // "browser" picks the packages' ESM builds; the bundle uses no Node built-ins, so Node runs it too.
     platform: 'browser',
     target: ['es2022'],
     sourcemap: 'linked',
-    legalComments: 'inline',
     banner: { js: '// edgepush client: built from src/client by src/client/build.mjs; do not edit. See docs/client.md.' },
     logLevel: 'warning',
-  });
+  };
+  await Promise.all([
+    build({ ...bundle, outfile, legalComments: 'inline' }),
+    // The licences of what is bundled in stay in the file, minified or not.
+    build({ ...bundle, outfile: join(outdir, 'edgepush.min.js'), minify: true, legalComments: 'eof' }),
+  ]);
   if (declarations) {
     const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
     await promisify(execFile)(process.execPath, [tsc, '-p', join(root, 'tsconfig.client.json')], { cwd: root });

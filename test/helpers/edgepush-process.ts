@@ -167,11 +167,17 @@ export interface EdgepushOptions {
   readonly captureStdout?: boolean;
 }
 
+/** How a process ended: its exit code, or the signal that killed it. */
+export interface ExitStatus {
+  readonly code: number | null;
+  readonly signal: NodeJS.Signals | null;
+}
+
 export class EdgepushProcess {
   #child: ChildProcess | undefined;
   #stderr = '';
   #stdout = '';
-  #exited: Promise<void> = Promise.resolve();
+  #exited: Promise<ExitStatus | undefined> = Promise.resolve(undefined);
   readonly #dir: string;
 
   private constructor(readonly port: number, private readonly options: EdgepushOptions) {
@@ -219,7 +225,7 @@ export class EdgepushProcess {
         exitInfo = `exit code ${code}, signal ${signal}`;
         running.delete(child);
         if (this.#child === child) this.#child = undefined;
-        resolve();
+        resolve({ code, signal });
       }),
     );
     const deadline = Date.now() + 60_000;
@@ -243,10 +249,13 @@ export class EdgepushProcess {
     return getJson<Health>(`${this.url}/healthz`).then((r) => r.body);
   }
 
-  /** Sends `signal` to the whole process group and resolves once the process has exited. */
-  async kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+  /**
+   * Sends `signal` to the whole process group and resolves once the process has exited (killed
+   * after 15 s), with how it ended; undefined when it was not running.
+   */
+  async kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<ExitStatus | undefined> {
     const child = this.#child;
-    if (!child) return;
+    if (!child) return undefined;
     killGroup(child, signal);
     const exited = this.#exited;
     let timer: NodeJS.Timeout | undefined;
@@ -259,7 +268,7 @@ export class EdgepushProcess {
     await Promise.race([exited, bounded]);
     clearTimeout(timer);
     // With --workers, the workers are in the same group: the signal reached them too.
-    await exited;
+    return exited;
   }
 
   /** Kills the process and removes its config folder. */

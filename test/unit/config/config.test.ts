@@ -131,6 +131,20 @@ describe('config', () => {
       expect(() => resolveOptions({ cli: { port: '65536' } })).toThrow(ConfigError);
       expect(() => resolveOptions({ cli: { historySize: '0' } })).toThrow(ConfigError);
     });
+
+    it('takes typed options given in code (createServer) by the file\'s rules, over the file', () => {
+      const file = configFile({ port: 1001, historySize: 7 });
+      expect(resolveOptions({ file, values: { port: 0, demo: true, logLevel: undefined } })).toMatchObject({ port: 0, historySize: 7, demo: true, logLevel: 'info' });
+      // A whole options object, defaults ("" and null) included, passes as it is.
+      expect(resolveOptions({ values: { ...defaultOptions(), port: 0 } })).toEqual({ ...defaultOptions(), port: 0 });
+      expect(errorOf(() => resolveOptions({ values: { port: '8080' } })).message).toBe('invalid configuration: "port" in the createServer options must be an integer (a JSON number, not a string), got "8080"');
+      expect(errorOf(() => resolveOptions({ values: { prot: 1 } })).message).toBe('invalid configuration: unknown key "prot" in the createServer options');
+    });
+
+    it('ignores "$schema" in the file (an editor\'s pointer to edgepush.schema.json) and takes a default as unset', () => {
+      const file = configFile({ $schema: './node_modules/edgepush/edgepush.schema.json', corsOrigin: '', kafka: null });
+      expect(resolveOptions({ file })).toEqual(defaultOptions());
+    });
   });
 
   describe('flagName and envName', () => {
