@@ -201,7 +201,8 @@ export function registerSse(app: FastifyInstance, ctx: TransportContext): void {
       release();
       metrics.connectionClosed('sse');
     });
-    socket.on('error', (error) => request.log.debug({ err: error }, 'sse stream error'));
+    // ctx.log, not request.log: a long-lived listener must not keep the request's objects alive.
+    socket.on('error', (error) => ctx.log.debug({ err: error }, 'sse stream error'));
 
     stream.writeHead(sseResponseHead(ctx.cors.headers(request.headers.origin)));
     session.writeControl(ssePreamble(options.reconnectDelay * 1000, options.heartbeatInterval * 1000));
