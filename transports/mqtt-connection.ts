@@ -21,7 +21,9 @@ import { burstFor, TokenBucket } from '../src/limits/token-bucket.js';
 import type { TransportContext } from './context.js';
 import { newSessionId, type ControllableConnection } from './connection-registry.js';
 import { toPushError } from './http-errors.js';
-import { TickCork } from './tick-cork.js';
+import { underlyingSocket } from './ws-tcp-socket.js';
+import { TurnOutbox } from './turn-outbox.js';
+import { binaryFrameHeader } from './websocket-format.js';
 import type { MqttSessions } from './mqtt-sessions.js';
 import type { Frontier } from '../src/log/position.js';
 import type { MqttSessionState } from '../src/log/control.js';
@@ -89,8 +91,8 @@ export class MqttConnection implements SessionSink, ControllableConnection {
   /** Messages up to here were sent to an earlier connection of this session: resent with DUP. */
   #dupThrough: Frontier | undefined;
   #saveTimer: NodeJS.Timeout | undefined;
-  /** This tick's PUBLISHes go out in one write. */
-  readonly #cork: TickCork;
+  /** This turn's packets go out in one write (see turn-outbox.ts), each in its own binary frame. */
+  readonly #outbox: TurnOutbox;
 
   constructor(
     private readonly socket: WebSocket,
@@ -101,7 +103,9 @@ export class MqttConnection implements SessionSink, ControllableConnection {
     this.identity = ctx.auth.anonymous;
     this.session = new Session(ctx.engine, this, { maxBufferedBytes: ctx.options.maxBufferedBytes });
     this.#ops = new TokenBucket(ctx.options.opRate, burstFor(ctx.options.opRate));
-    this.#cork = new TickCork(socket);
+    const raw = underlyingSocket(socket);
+    if (!raw) throw new Error('the WebSocket has no TCP socket to write to');
+    this.#outbox = new TurnOutbox(raw, () => this.session.drained(), () => socket.readyState === socket.OPEN);
     this.#parser = mqttPacket.parser({ protocolVersion: 5 });
     this.#parser.on('packet', (packet: Packet) => this.#enqueue(packet));
     this.#parser.on('error', (error: Error) => this.#protocolError(`malformed packet: ${error.message}`));
@@ -114,7 +118,7 @@ export class MqttConnection implements SessionSink, ControllableConnection {
   }
 
   get bufferedAmount(): number {
-    return this.socket.bufferedAmount + this.#queuedBytes;
+    return this.#outbox.bufferedAmount + this.#queuedBytes;
   }
 
   /** A WebSocket frame of the client's: any number of packets, or part of one. */
@@ -356,7 +360,6 @@ export class MqttConnection implements SessionSink, ControllableConnection {
     const template = message.memo(shapeKey({ version: this.#version, qos, retain: snapshot }), (): PublishTemplate => publishTemplate(message.channel, payloadBytes(message.payload), { version: this.#version, qos, retain: snapshot }));
     const packetId = qos === 0 ? 0 : this.#takeId();
     if (this.#persistent && !snapshot) this.#sent(message.frontier, packetId);
-    this.#cork.hold();
     if (qos === 0) return this.#out(template.bytes);
     const dup = this.#dupThrough !== undefined && message.isCoveredBy(this.#dupThrough);
     const bytes = withPacketId(template, packetId, dup);
@@ -479,7 +482,8 @@ export class MqttConnection implements SessionSink, ControllableConnection {
 
   /** Every packet goes out here, counted for the metrics. */
   #out(bytes: Buffer): void {
-    this.socket.send(bytes);
+    this.#outbox.write(binaryFrameHeader(bytes.length));
+    this.#outbox.write(bytes);
     this.ctx.metrics.writtenBytes.mqtt += bytes.length;
   }
 
@@ -493,6 +497,8 @@ export class MqttConnection implements SessionSink, ControllableConnection {
     if (wasConnected && this.#version === 5 && reason !== undefined) {
       this.#send({ cmd: 'disconnect', reasonCode: reason, ...(message ? { properties: { reasonString: message.slice(0, 200) } } : {}) });
     }
+    // What was written before the close frame goes before it.
+    this.#outbox.flush();
     this.socket.close(1000);
     this.session.close();
   }

@@ -26,19 +26,37 @@ export function encodeOp(op: ServerOp): Buffer {
 /** A final, unmasked text frame (RFC 6455 §5.2) carrying `text`. */
 export function textFrame(text: string): Buffer {
   const length = Buffer.byteLength(text);
-  const headerLength = length < 126 ? 2 : length < 65_536 ? 4 : 10;
-  const frame = Buffer.allocUnsafe(headerLength + length);
-  frame[0] = 0x81; // FIN, opcode 1 (text)
+  const frame = Buffer.allocUnsafe(headerLength(length) + length);
+  const offset = writeHeader(frame, 0x1, length);
+  frame.write(text, offset);
+  return frame;
+}
+
+/** The header of a final, unmasked binary frame of `length` bytes: the payload follows it. */
+export function binaryFrameHeader(length: number): Buffer {
+  const header = Buffer.allocUnsafe(headerLength(length));
+  writeHeader(header, 0x2, length);
+  return header;
+}
+
+function headerLength(payloadLength: number): number {
+  return payloadLength < 126 ? 2 : payloadLength < 65_536 ? 4 : 10;
+}
+
+/** Writes FIN, the opcode and the payload length; returns where the payload starts. */
+function writeHeader(frame: Buffer, opcode: number, length: number): number {
+  frame[0] = 0x80 | opcode;
   if (length < 126) {
     frame[1] = length;
-  } else if (length < 65_536) {
+    return 2;
+  }
+  if (length < 65_536) {
     frame[1] = 126;
     frame.writeUInt16BE(length, 2);
-  } else {
-    frame[1] = 127;
-    frame.writeUInt32BE(Math.floor(length / 2 ** 32), 2);
-    frame.writeUInt32BE(length >>> 0, 6);
+    return 4;
   }
-  frame.write(text, headerLength);
-  return frame;
+  frame[1] = 127;
+  frame.writeUInt32BE(Math.floor(length / 2 ** 32), 2);
+  frame.writeUInt32BE(length >>> 0, 6);
+  return 10;
 }

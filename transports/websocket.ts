@@ -19,7 +19,7 @@ import { credentialOf } from './credentials.js';
 import { whenExpired } from './expiry-timer.js';
 import { countRefusal, toPushError } from './http-errors.js';
 import { upgradeGuard } from './upgrade-guard.js';
-import { underlyingSocket } from './tick-cork.js';
+import { underlyingSocket } from './ws-tcp-socket.js';
 import { TurnOutbox } from './turn-outbox.js';
 import { newSessionId, type ControllableConnection } from './connection-registry.js';
 import { WS_MESSAGE, encodeOp, type ServerOp } from './websocket-format.js';
