@@ -14,8 +14,8 @@ import type { PollWaiterCounts } from '../src/metrics.js';
 
 export interface PollWaiter {
   readonly entry: SpoolEntry;
-  /** The reply body, shared by every waiter of the entry, and its length in bytes (measured once). */
-  readonly answer: (body: string, bytes: number) => void;
+  /** The reply body, encoded once and the same bytes for every waiter of the entry. */
+  readonly answer: (body: Buffer) => void;
 }
 
 class SpoolEntry implements Subscriber {
@@ -134,8 +134,9 @@ export class PollSpool {
     // All that came is in the reply: the node's frontier. Cut: the last message's own cursor.
     const cursor = entry.retry ? entry.cursor : (entry.full && last ? last.frontier : this.engine.frontier()).max(entry.cursor);
     const body = pollBody(messages, cursor.toString(), [], entry.delta, false, entry.maxRate > 0 ? elideBacklog(messages) : undefined);
-    const bytes = Buffer.byteLength(body);
-    for (const waiter of entry.waiters) waiter.answer(body, bytes);
+    // Encoded once here: a string would be encoded again for each waiter's socket.
+    const bytes = Buffer.from(body);
+    for (const waiter of entry.waiters) waiter.answer(bytes);
     this.#waiters -= entry.waiters.size;
     entry.waiters.clear();
   }

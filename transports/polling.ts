@@ -71,11 +71,11 @@ export function registerPolling(app: FastifyInstance, ctx: TransportContext): vo
     metrics.connectionOpened('poll');
     reply.raw.once('close', release);
     // The point the first look covered (never behind the client's cursor): the spool goes on from there.
-    const waiter = spool.wait(channels, looked, delta, maxRate, (body, bytes) => {
+    const waiter = spool.wait(channels, looked, delta, maxRate, (body) => {
       clearTimeout(timer);
       metrics.connectionClosed('poll');
       if (reply.raw.destroyed) return;
-      metrics.writtenBytes.poll += bytes;
+      metrics.writtenBytes.poll += body.length;
       reply.send(body);
     });
     // Nothing came in time: the same cursor, or a newer one that skips only other channels' messages.
