@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs the system packages the test suite uses, from Debian's archive: Chromium (browser
 # tests, driven by playwright-core), nginx (proxies for the client tests), xdelta3 (an independent VCDIFF decoder), and Java + Maven
-# (the real Kafka broker the integration tests start from Maven Central artifacts); and Helm, see
-# setup-helm.sh.
+# (the real Kafka broker the integration tests start from Maven Central artifacts); Nchan, the
+# nginx module `npm run bench:peers` measures edgepush against; and Helm, see setup-helm.sh.
 # Idempotent: installs only what is missing. Needs root (or sudo) for apt-get.
 set -euo pipefail
 
@@ -16,6 +16,8 @@ command -v java >/dev/null 2>&1 || missing+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null 2>&1 || missing+=(maven)
 # nginx: the restrictive proxies of the client tests (test/helpers/nginx.ts); it lives in /usr/sbin.
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx)
+# Nchan for nginx (bench/nchan-server.ts loads the module from here with its own config).
+[ -f /usr/lib/nginx/modules/ngx_nchan_module.so ] || missing+=(libnginx-mod-nchan)
 
 if [ ${#missing[@]} -eq 0 ]; then
   echo "system test dependencies present"

@@ -1,5 +1,5 @@
 /**
- * Messages between the benchmark orchestrator (run.ts) and its load-generator child
+ * Messages between a benchmark orchestrator (run.ts, peers.ts) and its load-generator child
  * (load-client.ts), plus the clock both sides stamp messages with.
  */
 
@@ -9,8 +9,12 @@ export const TRANSPORTS: readonly Transport[] = ['sse', 'poll', 'ws', 'mqtt', 'm
 /** What `npm run bench` runs without --transports. */
 export const DEFAULT_TRANSPORTS: readonly Transport[] = ['sse', 'poll', 'ws'];
 
+/** Whose wire protocol the load generator speaks: edgepush's, or nginx + Nchan's (peers.ts). */
+export type ServerKind = 'edgepush' | 'nchan';
+
 export interface OpenCommand {
   type: 'open';
+  server: ServerKind;
   transport: Transport;
   /** `http://127.0.0.1:PORT` */
   baseUrl: string;

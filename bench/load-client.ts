@@ -1,15 +1,17 @@
 /**
- * Load-generator child of bench/run.ts (forked with IPC; not meant to be run by hand). Opens N
- * subscribers of one transport (SSE, long-poll, WebSocket, or MQTT over WebSocket at QoS 0 or 1)
- * on 127.0.0.1, spread round-robin over C channels, reports `ready`, then counts deliveries until
- * every expected one arrived or the drain timeout passes.
+ * Load-generator child of bench/run.ts and bench/peers.ts (forked with IPC; not meant to be run by
+ * hand). Opens N subscribers of one transport (SSE, long-poll, WebSocket, or MQTT over WebSocket at
+ * QoS 0 or 1) on 127.0.0.1, spread round-robin over C channels, reports `ready`, then counts
+ * deliveries until every expected one arrived or the drain timeout passes. It speaks edgepush's
+ * protocol, or Nchan's (nchan-subscribers.ts) for peers.ts.
  */
 import http from 'node:http';
 import mqttPacket from 'mqtt-packet';
 import WebSocket, { type RawData } from 'ws';
-import { guardChildProcess, type DrainCommand, type FromClient, type OpenCommand, type ReadyReport, type ResultReport, type ToClient, type Transport } from './ipc.js';
+import { guardChildProcess, type DrainCommand, type FromClient, type OpenCommand, type ReadyReport, type ResultReport, type ServerKind, type ToClient, type Transport } from './ipc.js';
 import { Subscriber, Tally } from './tally.js';
 import { openInBatches } from './open-in-batches.js';
+import { nchanOpeners } from './nchan-subscribers.js';
 
 /** Hard stop in case the parent forgets us; the parent's own watchdog is shorter. */
 const CHILD_WATCHDOG_MS = 140_000;
@@ -25,9 +27,12 @@ function send(message: FromClient): void {
 }
 
 /** One open subscriber connection; close() must be idempotent. */
-interface Connection {
+export interface Connection {
   close(): void;
 }
+
+/** Opens one subscriber of one transport; resolves once it is open (see each opener for what that means). */
+export type Opener = (cmd: OpenCommand, sub: Subscriber, t: Tally) => Promise<Connection>;
 
 const connections: Connection[] = [];
 let tally: Tally | undefined;
@@ -57,11 +62,12 @@ function openSse(cmd: OpenCommand, sub: Subscriber, t: Tally): Promise<Connectio
         let start = 0;
         let end: number;
         while ((end = buffer.indexOf('\n\n', start)) !== -1) {
-          // Events: `retry: N`, `id: C` (cursor only: the first one means subscribed), `id: C\ndata: {…}`,
+          // Events: `retry: N`, `event: hello` (the session id, first on every stream), `id: C`
+          // (cursor only: the first one means subscribed), `id: C\ndata: {…}`,
           // `event: reset|disconnect\ndata: …`.
           if (buffer.startsWith('event: ', start)) {
             if (buffer.startsWith('event: reset', start)) t.resets++;
-            else t.disconnects++;
+            else if (buffer.startsWith('event: disconnect', start)) t.disconnects++;
           } else if (buffer.startsWith('id: ', start)) {
             const data = buffer.indexOf('\ndata: ', start);
             if (data !== -1 && data < end) t.scan(sub, buffer, data, end);
@@ -284,12 +290,15 @@ function openMqtt(qos: 0 | 1): (cmd: OpenCommand, sub: Subscriber, t: Tally) => 
     });
 }
 
-const OPENERS: Record<Transport, (cmd: OpenCommand, sub: Subscriber, t: Tally) => Promise<Connection>> = {
-  sse: openSse,
-  poll: openPoll,
-  ws: openWs,
-  mqtt: openMqtt(0),
-  'mqtt-qos1': openMqtt(1),
+const OPENERS: Record<ServerKind, Partial<Record<Transport, Opener>>> = {
+  edgepush: {
+    sse: openSse,
+    poll: openPoll,
+    ws: openWs,
+    mqtt: openMqtt(0),
+    'mqtt-qos1': openMqtt(1),
+  },
+  nchan: nchanOpeners({ streamAgent, pollAgent, stopping: () => stopping }),
 };
 
 async function open(cmd: OpenCommand): Promise<void> {
@@ -297,7 +306,8 @@ async function open(cmd: OpenCommand): Promise<void> {
   tally = t;
   const subs = Array.from({ length: cmd.subscribers }, (_, i) => new Subscriber(`bench/${i % cmd.channels}`, cmd.messagesPerChannel));
   const started = performance.now();
-  const opener = OPENERS[cmd.transport];
+  const opener = OPENERS[cmd.server][cmd.transport];
+  if (!opener) throw new Error(`no ${cmd.transport} subscriber for ${cmd.server}`);
   const { opened, failed, firstError } = await openInBatches(subs, cmd.openConcurrency, cmd.openTimeoutMs, (sub) => opener(cmd, sub, t));
   connections.push(...opened);
   const report: ReadyReport = { type: 'ready', opened: connections.length, failed, openMs: Math.round(performance.now() - started) };

@@ -14,7 +14,7 @@ import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { DEFAULT_TRANSPORTS, TRANSPORTS, nowMs, type FromClient, type ReadyReport, type ResultReport, type ToClient, type Transport } from './ipc.js';
-import { cpuSeconds, openFileLimit, peakRssKiB, rssKiB, startServerChild, type ServerChild } from './server-process.js';
+import { cpuSeconds, historyFlags, openFileLimit, peakRssKiB, rssKiB, startServerChild, type ServerChild } from './server-process.js';
 import { round2 } from './tally.js';
 import { nextMessage, runBenchmark, sleep, stopChild } from './harness.js';
 
@@ -109,9 +109,7 @@ async function publish(baseUrl: string, config: Config): Promise<number> {
 }
 
 async function runTransport(transport: Transport, config: Config): Promise<Record<string, unknown>> {
-  const historyBytes = Math.max(1_048_576, 2 * config.messages * (config.payloadBytes + 256));
-  // History holds every message of the run, so a lagging poller resumes instead of being reset.
-  const server: ServerChild = await startServerChild(['--history-size', String(Math.max(100, config.messages)), '--history-bytes', String(historyBytes)]);
+  const server: ServerChild = await startServerChild(historyFlags(config.messages, config.payloadBytes));
   live.add(server.child);
   let client: ChildProcess | undefined;
   try {
@@ -122,6 +120,7 @@ async function runTransport(transport: Transport, config: Config): Promise<Recor
     const toClient = (message: ToClient): void => void client?.send(message);
     toClient({
       type: 'open',
+      server: 'edgepush',
       transport,
       baseUrl: server.baseUrl,
       subscribers: config.subscribers,

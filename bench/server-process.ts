@@ -68,6 +68,15 @@ export async function startServerChild(flags: string[]): Promise<ServerChild> {
   return server;
 }
 
+/**
+ * History that holds every message of a run (`messagesPerChannel` per channel), so a lagging
+ * long-poller resumes instead of being reset.
+ */
+export function historyFlags(messagesPerChannel: number, payloadBytes: number): string[] {
+  const historyBytes = Math.max(1_048_576, 2 * messagesPerChannel * (payloadBytes + 256));
+  return ['--history-size', String(Math.max(100, messagesPerChannel)), '--history-bytes', String(historyBytes)];
+}
+
 async function waitHealthy(baseUrl: string, child: ChildProcess): Promise<void> {
   const deadline = Date.now() + HEALTH_TIMEOUT_MS;
   while (Date.now() < deadline) {
