@@ -39,7 +39,7 @@ export async function startServerChild(flags: string[]): Promise<ServerChild> {
   const env = Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith('EDGEPUSH_')));
   // Opt-in node flags for the server only, e.g. BENCH_SERVER_NODE_FLAGS="--cpu-prof --cpu-prof-dir=/tmp/prof"
   // (node refuses --cpu-prof in NODE_OPTIONS, and that would profile every process anyway).
-  const nodeFlags = (process.env['BENCH_SERVER_NODE_FLAGS'] ?? '').split(' ').filter((flag) => flag !== '');
+  const nodeFlags = [...commandNodeFlags(), ...(process.env['BENCH_SERVER_NODE_FLAGS'] ?? '').split(' ').filter((flag) => flag !== '')];
   const child = spawn(process.execPath, [...nodeFlags, CLI, '--port', String(port), '--host', '127.0.0.1', '--log-level', 'warn', ...loopbackLimitFlags(), ...flags], {
     env,
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -132,6 +132,16 @@ export function openFileLimit(): number | undefined {
  * Every benchmark client comes from 127.0.0.1: the per-address limits are lifted, or they would
  * be what is measured. A build from before the limits (BENCH_SERVER_CLI) has no such flags.
  */
+/**
+ * The node flags the `edgepush` command runs with (its `#!/usr/bin/env -S node …` line), so the
+ * server measured is the one users start, whichever build BENCH_SERVER_CLI names.
+ */
+function commandNodeFlags(): string[] {
+  const shebang = readFileSync(CLI, 'utf8').split('\n', 1)[0] ?? '';
+  const match = /^#!\S*env -S node (.+)$/.exec(shebang);
+  return match ? (match[1] as string).trim().split(/\s+/) : [];
+}
+
 function loopbackLimitFlags(): string[] {
   if (process.env['BENCH_SERVER_CLI'] !== undefined && process.env['BENCH_SERVER_LIMIT_FLAGS'] !== '1') return [];
   return ['--max-connections-per-ip', '1000000', '--connection-rate-per-ip', '1000000', '--op-rate', '1000000', '--publish-rate', '1000000'];
