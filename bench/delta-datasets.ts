@@ -8,23 +8,15 @@
  * - vehicle positions: one channel (`feed/city`), each message a GTFS-realtime-like FeedMessage
  *   (protobuf JSON mapping: int64 as strings) with 150 vehicles, of which ~15% move per snapshot.
  */
+import { seededRandom } from '../src/demo/seeded-random.js';
 
 export interface DatasetMessage {
   channel: string;
   data: unknown;
 }
 
-/** mulberry32: tiny, fast, good enough for test data, and the same sequence on every platform. */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** The demo's seeded generator (mulberry32): the same sequence on every platform. */
+export const mulberry32 = seededRandom;
 
 const cents = (value: number): number => Math.round(value * 100) / 100;
 /** A fixed session start, so timestamps are deterministic too. */

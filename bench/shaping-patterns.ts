@@ -20,6 +20,7 @@ import { runInNewContext } from 'node:vm';
 import { ChannelEngine } from '../src/engine/engine.js';
 import { covers } from '../src/protocol/channel-filter.js';
 import { payloadFromValue, type Payload } from '../src/protocol/envelope.js';
+import { seededRandom } from '../src/demo/seeded-random.js';
 
 export interface PatternConfig {
   channels: number;
@@ -45,17 +46,8 @@ const PLUS_CHANCE = [0.05, 0.12, 0.2, 0.25, 0.25, 0.25];
 const HASH_CHANCE = 0.35;
 const PAYLOAD_POOL = 1024;
 
-/** mulberry32: small, fast, and the same sequence on every machine. */
-export function prng(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
-}
+/** The demo's seeded generator (mulberry32): the same sequence on every machine. */
+export const prng = seededRandom;
 
 function pick<T>(random: () => number, items: readonly T[]): T {
   return items[Math.floor(random() * items.length)] as T;

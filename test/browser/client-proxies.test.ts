@@ -5,16 +5,16 @@
  * numbered sequence: every number once, in order, across going offline, a proxy restart and a reload.
  * Thresholds are short through the page's options: configuration, not timing assertions.
  */
-import { existsSync, mkdirSync } from 'node:fs';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { mkdirSync } from 'node:fs';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { chromiumAvailable, launchChromium, noChromium } from '../helpers/chromium.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningServer } from '../../src/start.js';
 import { prepareDemoSite, type DemoSite } from '../helpers/demo-site.js';
 import { NGINX, nginxAvailable, startRestrictiveProxy, type NginxProcess } from '../helpers/nginx.js';
 import { publish, startTestServer } from '../helpers/server.js';
 
-const CHROMIUM = process.env['CHROMIUM_PATH'] ?? '/usr/bin/chromium';
-const missing = [existsSync(CHROMIUM) ? '' : `no browser at ${CHROMIUM}`, nginxAvailable ? '' : `no nginx at ${NGINX}`].filter(Boolean).join(', ');
+const missing = [chromiumAvailable ? '' : `no browser (${noChromium})`, nginxAvailable ? '' : `no nginx at ${NGINX}`].filter(Boolean).join(', ');
 const title = `client library in Chromium behind nginx${missing ? ` (skipped: ${missing}; .ci/setup-system.sh installs chromium and nginx-light)` : ''}`;
 
 /** Server heartbeat 0.5 s; the page's client is told so, and its thresholds follow. */
@@ -32,10 +32,7 @@ describe.skipIf(missing !== '')(title, () => {
     server = await startTestServer({ heartbeatInterval: 0.5, reconnectDelay: 0.05, historySize: 1000 }, { publicDir: site.dir });
     proxies['no-websocket'] = await startRestrictiveProxy(server.url, 'no-websocket');
     proxies['buffering'] = await startRestrictiveProxy(server.url, 'buffering');
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
-    });
+    browser = await launchChromium();
     mkdirSync('test-results', { recursive: true });
   });
   afterAll(async () => {

@@ -3,17 +3,17 @@
  * over each transport (and automatic choice), through patterns, elided, and on MQTT.js; screenshots
  * are saved for a person to look at. The vehicle map has its own test (vehicle-map.test.ts).
  */
-import { existsSync, mkdirSync } from 'node:fs';
-import { chromium, type Browser } from 'playwright-core';
+import { mkdirSync } from 'node:fs';
+import type { Browser } from 'playwright-core';
+import { chromiumAvailable, noChromium, launchChromium } from '../helpers/chromium.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningServer } from '../../src/start.js';
 import { prepareDemoSite, type DemoSite } from '../helpers/demo-site.js';
 import { startTestServer } from '../helpers/server.js';
 
-const CHROMIUM = process.env['CHROMIUM_PATH'] ?? '/usr/bin/chromium';
-const available = existsSync(CHROMIUM);
+const available = chromiumAvailable;
 
-describe.skipIf(!available)(`the market board demo page in Chromium${available ? '' : ` (skipped: no browser at ${CHROMIUM}; .ci/setup-system.sh installs Debian's chromium)`}`, () => {
+describe.skipIf(!available)(`the market board demo page in Chromium${available ? '' : ` (skipped: ${noChromium})`}`, () => {
   let server: RunningServer;
   let browser: Browser;
   let site: DemoSite;
@@ -22,10 +22,7 @@ describe.skipIf(!available)(`the market board demo page in Chromium${available ?
     // public/ as `edgepush --demo` serves it, with the client bundle built from the current source.
     site = await prepareDemoSite();
     server = await startTestServer({ demo: true }, { publicDir: site.dir });
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
-    });
+    browser = await launchChromium();
     mkdirSync('test-results', { recursive: true });
   });
   afterAll(async () => {

@@ -6,8 +6,8 @@
  * stream is cut at least once and EventSource reconnects through the proxy to the other node with
  * its Last-Event-ID. The page must show every progress record once, in order.
  */
-import { existsSync } from 'node:fs';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
+import { chromiumAvailable, noChromium, launchChromium } from '../helpers/chromium.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { kafkaAvailability, startKafka, type KafkaBroker } from '../kafka/broker.mjs';
 import { EdgepushProcess, ensureBuilt } from '../helpers/edgepush-process.js';
@@ -15,10 +15,9 @@ import { KafkaBackend, createTopic } from '../helpers/kafka-backend.js';
 import { NGINX, nginxAvailable, type NginxProcess } from '../helpers/nginx.js';
 import { startRoundRobinProxy } from '../helpers/round-robin-proxy.js';
 
-const CHROMIUM = process.env['CHROMIUM_PATH'] ?? '/usr/bin/chromium';
 const kafka = kafkaAvailability();
 const missing = [
-  existsSync(CHROMIUM) ? undefined : `no browser at ${CHROMIUM} (.ci/setup-system.sh installs Debian's chromium)`,
+  chromiumAvailable ? undefined : noChromium,
   nginxAvailable ? undefined : `no nginx at ${NGINX} (.ci/setup-system.sh installs it)`,
   kafka.ok ? undefined : kafka.reason,
 ].filter((reason): reason is string => reason !== undefined);
@@ -59,10 +58,7 @@ describe.skipIf(missing.length > 0)(`job progress from Kafka to a browser behind
     const config = { reconnectDelay: 0.2, kafka: { brokers: [broker.bootstrap], topics: [{ topic: 'jobs' }], readBack: 1000 } };
     nodes = await Promise.all([EdgepushProcess.start({ config }), EdgepushProcess.start({ config })]);
     proxy = await startRoundRobinProxy(nodes.map((node) => node.url));
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
-    });
+    browser = await launchChromium();
   }, 10 * 60_000);
 
   afterAll(async () => {

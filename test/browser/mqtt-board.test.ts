@@ -3,18 +3,18 @@
  * to /mqtt over WebSocket with a token, subscribes to a pattern, and renders the demo feed's live
  * prices, starting with the retained newest price of each ticker. A screenshot is saved.
  */
-import { copyFileSync, existsSync, mkdirSync } from 'node:fs';
+import { copyFileSync, mkdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
-import { chromium, type Browser } from 'playwright-core';
+import type { Browser } from 'playwright-core';
+import { chromiumAvailable, launchChromium } from '../helpers/chromium.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningServer } from '../../src/start.js';
 import { prepareDemoSite, type DemoSite } from '../helpers/demo-site.js';
 import { SECRET, userToken } from '../helpers/security-kit.js';
 import { startTestServer } from '../helpers/server.js';
 
-const CHROMIUM = process.env['CHROMIUM_PATH'] ?? '/usr/bin/chromium';
-const available = existsSync(CHROMIUM);
+const available = chromiumAvailable;
 
 describe.skipIf(!available)('MQTT.js in Chromium', () => {
   let server: RunningServer;
@@ -27,7 +27,7 @@ describe.skipIf(!available)('MQTT.js in Chromium', () => {
     const require = createRequire(import.meta.url);
     copyFileSync(join(require.resolve('mqtt/package.json'), '..', 'dist', 'mqtt.min.js'), join(site.dir, 'mqtt.min.js'));
     server = await startTestServer({ demo: true, jwtSecret: SECRET }, { publicDir: site.dir });
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'] });
+    browser = await launchChromium();
     mkdirSync('test-results', { recursive: true });
   });
   afterAll(async () => {

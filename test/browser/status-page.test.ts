@@ -6,18 +6,18 @@
  * metrics token as ?token=, as an operator would; once its charts show deliveries, the busiest
  * channel and the stalled consumer, a screenshot is saved for a person to look at.
  */
-import { existsSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { get, type ClientRequest } from 'node:http';
 import { setTimeout as pause } from 'node:timers/promises';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
+import { chromiumAvailable, noChromium, launchChromium } from '../helpers/chromium.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningServer } from '../../src/start.js';
 import { CountingMqtt, CountingSse, CountingWs, type CountingClient } from '../helpers/counting-clients.js';
 import { publishAs, SECRET, userToken } from '../helpers/security-kit.js';
 import { startTestServer } from '../helpers/server.js';
 
-const CHROMIUM = process.env['CHROMIUM_PATH'] ?? '/usr/bin/chromium';
-const available = existsSync(CHROMIUM);
+const available = chromiumAvailable;
 const API_KEY = 'status-page-api-key-0123456789';
 const METRICS_TOKEN = 'status-page-metrics-token-0123456789';
 
@@ -43,7 +43,7 @@ async function untilPage(page: Page, expression: string, what: string, timeoutMs
   }
 }
 
-describe.skipIf(!available)(`the status page in Chromium${available ? '' : ` (skipped: no browser at ${CHROMIUM}; .ci/setup-system.sh installs Debian's chromium)`}`, () => {
+describe.skipIf(!available)(`the status page in Chromium${available ? '' : ` (skipped: ${noChromium})`}`, () => {
   let server: RunningServer;
   let browser: Browser;
   const clients: CountingClient[] = [];
@@ -51,10 +51,7 @@ describe.skipIf(!available)(`the status page in Chromium${available ? '' : ` (sk
 
   beforeAll(async () => {
     server = await startTestServer({ jwtSecret: SECRET, apiKeys: API_KEY, metricsToken: METRICS_TOKEN });
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
-    });
+    browser = await launchChromium();
     mkdirSync('test-results', { recursive: true });
   });
   afterAll(async () => {

@@ -4,17 +4,17 @@
  * river, parks, every bus route in its colour with a legend) and the 150 buses gliding along their
  * routes, with what deltas saved. Screenshots are saved for a person to look at.
  */
-import { existsSync, mkdirSync } from 'node:fs';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { mkdirSync } from 'node:fs';
+import type { Browser, Page } from 'playwright-core';
+import { chromiumAvailable, noChromium, launchChromium } from '../helpers/chromium.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningServer } from '../../src/start.js';
 import { prepareDemoSite, type DemoSite } from '../helpers/demo-site.js';
 import { startTestServer } from '../helpers/server.js';
 
-const CHROMIUM = process.env['CHROMIUM_PATH'] ?? '/usr/bin/chromium';
-const available = existsSync(CHROMIUM);
+const available = chromiumAvailable;
 
-describe.skipIf(!available)(`the vehicle map demo page in Chromium${available ? '' : ` (skipped: no browser at ${CHROMIUM}; .ci/setup-system.sh installs Debian's chromium)`}`, () => {
+describe.skipIf(!available)(`the vehicle map demo page in Chromium${available ? '' : ` (skipped: ${noChromium})`}`, () => {
   let server: RunningServer;
   let browser: Browser;
   let site: DemoSite;
@@ -23,10 +23,7 @@ describe.skipIf(!available)(`the vehicle map demo page in Chromium${available ? 
     // public/ as `edgepush --demo` serves it, with the client bundle built from the current source.
     site = await prepareDemoSite();
     server = await startTestServer({ demo: true }, { publicDir: site.dir });
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
-    });
+    browser = await launchChromium();
     mkdirSync('test-results', { recursive: true });
   });
   afterAll(async () => {
