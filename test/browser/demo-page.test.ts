@@ -3,33 +3,13 @@
  * over each transport (and automatic choice), through patterns, elided, and on MQTT.js; screenshots
  * are saved for a person to look at. The vehicle map has its own test (vehicle-map.test.ts).
  */
-import { mkdirSync } from 'node:fs';
-import type { Browser } from 'playwright-core';
-import { chromiumAvailable, noChromium, launchChromium } from '../helpers/chromium.js';
+import { chromiumAvailable, demoInChromium, noChromium } from '../helpers/chromium.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { RunningServer } from '../../src/start.js';
-import { prepareDemoSite, type DemoSite } from '../helpers/demo-site.js';
-import { startTestServer } from '../helpers/server.js';
 
 const available = chromiumAvailable;
 
 describe.skipIf(!available)(`the market board demo page in Chromium${available ? '' : ` (skipped: ${noChromium})`}`, () => {
-  let server: RunningServer;
-  let browser: Browser;
-  let site: DemoSite;
-
-  beforeAll(async () => {
-    // public/ as `edgepush --demo` serves it, with the client bundle built from the current source.
-    site = await prepareDemoSite();
-    server = await startTestServer({ demo: true }, { publicDir: site.dir });
-    browser = await launchChromium();
-    mkdirSync('test-results', { recursive: true });
-  });
-  afterAll(async () => {
-    await browser?.close();
-    await server?.close();
-    site?.remove();
-  });
+  const demo = demoInChromium();
 
   it.each([
     ['auto', 'ws'],
@@ -37,9 +17,9 @@ describe.skipIf(!available)(`the market board demo page in Chromium${available ?
     ['sse', 'sse'],
     ['poll', 'poll'],
   ])('shows live prices (transport option %s, on %s)', async (option, expected) => {
-    const page = await browser.newPage({ viewport: { width: 1100, height: 720 } });
+    const page = await demo.browser.newPage({ viewport: { width: 1100, height: 720 } });
     try {
-      await page.goto(`${server.url}/?transport=${option}`);
+      await page.goto(`${demo.server.url}/?transport=${option}`);
       // A string predicate: it runs in the page, and this project's TypeScript has no DOM types.
       // The demo feed moves a random few tickers each tick: wait until most of the board shows prices
       // (what the assertions below check), not merely until some messages came.
@@ -61,9 +41,9 @@ describe.skipIf(!available)(`the market board demo page in Chromium${available ?
   });
 
   it.each(['ws', 'sse', 'poll'])('shows one market through a pattern, at most one update per second per ticker, and what eliding saved (%s)', async (transport) => {
-    const page = await browser.newPage({ viewport: { width: 1100, height: 720 } });
+    const page = await demo.browser.newPage({ viewport: { width: 1100, height: 720 } });
     try {
-      await page.goto(`${server.url}/?transport=${transport}&market=${encodeURIComponent('US/NASDAQ/+')}&rate=1000`);
+      await page.goto(`${demo.server.url}/?transport=${transport}&market=${encodeURIComponent('US/NASDAQ/+')}&rate=1000`);
       // The snapshot fills the four NASDAQ rows at once; the feed ticks faster than once a second.
       await page.waitForFunction('window.edgepushBoard?.rows === 4 && window.edgepushBoard.saved > 0', undefined, { timeout: 30_000 });
       const channels = await page.$$eval('#board tr', (rows) => rows.map((row) => (row as unknown as { dataset: { channel: string } }).dataset.channel));
@@ -78,9 +58,9 @@ describe.skipIf(!available)(`the market board demo page in Chromium${available ?
   });
 
   it('runs the same board on an unmodified MQTT.js over /mqtt', async () => {
-    const page = await browser.newPage({ viewport: { width: 1100, height: 720 } });
+    const page = await demo.browser.newPage({ viewport: { width: 1100, height: 720 } });
     try {
-      await page.goto(`${server.url}/?transport=mqtt`);
+      await page.goto(`${demo.server.url}/?transport=mqtt`);
       await page.waitForFunction(
         "document.getElementById('via')?.textContent === 'mqtt' && [...document.querySelectorAll('#board tr td:nth-child(3)')].filter((c) => c.textContent !== '–').length > 6",
         undefined,

@@ -3,45 +3,28 @@
  * to /mqtt over WebSocket with a token, subscribes to a pattern, and renders the demo feed's live
  * prices, starting with the retained newest price of each ticker. A screenshot is saved.
  */
-import { copyFileSync, mkdirSync } from 'node:fs';
+import { copyFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
-import type { Browser } from 'playwright-core';
-import { chromiumAvailable, launchChromium } from '../helpers/chromium.js';
+import { chromiumAvailable, demoInChromium } from '../helpers/chromium.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { RunningServer } from '../../src/start.js';
-import { prepareDemoSite, type DemoSite } from '../helpers/demo-site.js';
 import { SECRET, userToken } from '../helpers/security-kit.js';
-import { startTestServer } from '../helpers/server.js';
 
 const available = chromiumAvailable;
 
 describe.skipIf(!available)('MQTT.js in Chromium', () => {
-  let server: RunningServer;
-  let browser: Browser;
-  let site: DemoSite;
-
-  beforeAll(async () => {
-    site = await prepareDemoSite(['test/browser/fixtures']);
+  const demo = demoInChromium({ jwtSecret: SECRET }, ['test/browser/fixtures'], (dir) => {
     // MQTT.js's own browser bundle, as an application would load it.
     const require = createRequire(import.meta.url);
-    copyFileSync(join(require.resolve('mqtt/package.json'), '..', 'dist', 'mqtt.min.js'), join(site.dir, 'mqtt.min.js'));
-    server = await startTestServer({ demo: true, jwtSecret: SECRET }, { publicDir: site.dir });
-    browser = await launchChromium();
-    mkdirSync('test-results', { recursive: true });
-  });
-  afterAll(async () => {
-    await browser?.close();
-    await server?.close();
-    site?.remove();
+    copyFileSync(join(require.resolve('mqtt/package.json'), '..', 'dist', 'mqtt.min.js'), join(dir, 'mqtt.min.js'));
   });
 
   for (const version of [4, 5]) {
     it(`subscribes to US/+/+ with a token (MQTT ${version}) and renders retained then live prices`, async () => {
       const token = await userToken('browser', [{ match: 'US/#', allow: ['sub'] }]);
-      const page = await browser.newPage({ viewport: { width: 900, height: 520 } });
+      const page = await demo.browser.newPage({ viewport: { width: 900, height: 520 } });
       try {
-        await page.goto(`${server.url}/mqtt-board.html?filter=${encodeURIComponent('US/+/+')}&version=${version}&token=${encodeURIComponent(token)}`);
+        await page.goto(`${demo.server.url}/mqtt-board.html?filter=${encodeURIComponent('US/+/+')}&version=${version}&token=${encodeURIComponent(token)}`);
         // Seven US tickers in the demo feed: retained ones at once, then live ticks on top.
         await page.waitForFunction('window.mqttBoard?.topics.size === 7 && window.mqttBoard.count > window.mqttBoard.retained', undefined, { timeout: 30_000 });
         const topics = await page.$$eval('#board tr td:first-child', (cells) => cells.map((cell) => cell.textContent).sort());

@@ -4,38 +4,19 @@
  * river, parks, every bus route in its colour with a legend) and the 150 buses gliding along their
  * routes, with what deltas saved. Screenshots are saved for a person to look at.
  */
-import { mkdirSync } from 'node:fs';
-import type { Browser, Page } from 'playwright-core';
-import { chromiumAvailable, noChromium, launchChromium } from '../helpers/chromium.js';
+import type { Page } from 'playwright-core';
+import { chromiumAvailable, demoInChromium, noChromium } from '../helpers/chromium.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { RunningServer } from '../../src/start.js';
-import { prepareDemoSite, type DemoSite } from '../helpers/demo-site.js';
-import { startTestServer } from '../helpers/server.js';
 
 const available = chromiumAvailable;
 
 describe.skipIf(!available)(`the vehicle map demo page in Chromium${available ? '' : ` (skipped: ${noChromium})`}`, () => {
-  let server: RunningServer;
-  let browser: Browser;
-  let site: DemoSite;
-
-  beforeAll(async () => {
-    // public/ as `edgepush --demo` serves it, with the client bundle built from the current source.
-    site = await prepareDemoSite();
-    server = await startTestServer({ demo: true }, { publicDir: site.dir });
-    browser = await launchChromium();
-    mkdirSync('test-results', { recursive: true });
-  });
-  afterAll(async () => {
-    await browser?.close();
-    await server?.close();
-    site?.remove();
-  });
+  const demo = demoInChromium();
 
   /** Opens the page and waits (in the page: this project's TypeScript has no DOM types) until the map is drawn and most buses have visibly moved. */
   async function openMap(delta: string): Promise<Page> {
-    const page = await browser.newPage({ viewport: { width: 1280, height: 860 } });
-    await page.goto(`${server.url}/vehicles.html?delta=${delta}`);
+    const page = await demo.browser.newPage({ viewport: { width: 1280, height: 860 } });
+    await page.goto(`${demo.server.url}/vehicles.html?delta=${delta}`);
     await page.waitForFunction('window.edgepushVehicles?.mapReady && window.edgepushVehicles.moved >= 100', undefined, { timeout: 30_000 });
     return page;
   }
