@@ -243,8 +243,14 @@ describe('HEAD /v1/sse and GET /v1/ws without an upgrade', () => {
   });
 });
 
-describe('/metrics protection', () => {
+describe('/metrics and /status protection (the same guard)', () => {
   const METRICS_TOKEN = 'metrics-token-0123456789abcdef';
+  /** Each operator route, and text only it shows. */
+  const ROUTES = [
+    ['/metrics', '# TYPE edgepush_connections gauge'],
+    ['/status', '<title>edgepush status</title>'],
+    ['/status.json', '"connections":'],
+  ] as const;
   let withToken: RunningServer;
   let keyOnly: RunningServer;
   let separate: RunningServer;
@@ -264,52 +270,62 @@ describe('/metrics protection', () => {
     await Promise.all([withToken, keyOnly, separate, open].map((server) => server?.close()));
   });
 
-  const metrics = (baseUrl: string, credential?: string): Promise<RawAnswer> => httpRequest(baseUrl, '/metrics', { headers: credential === undefined ? {} : { authorization: `Bearer ${credential}` } });
+  const get = (baseUrl: string, path: string, credential?: string): Promise<RawAnswer> => httpRequest(baseUrl, path, { headers: credential === undefined ? {} : { authorization: `Bearer ${credential}` } });
 
-  it('answers 401 unauthorized on a closed server without credentials, with a wrong token, or with a user token', async () => {
-    for (const [name, credential] of [['none', undefined], ['wrong token', 'metrics-token-but-not-the-right-one'], ['user token', user]] as const) {
-      const answer = await metrics(withToken.url, credential);
-      expect([answer.status, errorCodeOf(answer)], name).toEqual([401, 'unauthorized']);
-      expect(answer.text, name).not.toContain('edgepush_connections');
+  it('answers 401 unauthorized on a closed server without credentials, with a wrong token, or with a user token, and shows nothing', async () => {
+    for (const [path, shown] of ROUTES) {
+      for (const [name, credential] of [['none', undefined], ['wrong token', 'metrics-token-but-not-the-right-one'], ['user token', user]] as const) {
+        const answer = await get(withToken.url, path, credential);
+        expect([answer.status, errorCodeOf(answer)], `${path} ${name}`).toEqual([401, 'unauthorized']);
+        expect(answer.text, `${path} ${name}`).not.toContain(shown);
+      }
     }
   });
 
-  it('serves Prometheus text to the metrics token and to an API key', async () => {
+  it('serves each to the metrics token and to an API key; the status page also as ?token= (a browser)', async () => {
     for (const credential of [METRICS_TOKEN, API_KEY]) {
-      const answer = await metrics(withToken.url, credential);
-      expect(answer.status).toBe(200);
-      expect(answer.headers['content-type']).toMatch(/^text\/plain/);
-      expect(answer.text).toContain('# TYPE edgepush_connections gauge');
+      for (const [path, shown] of ROUTES) {
+        const answer = await get(withToken.url, path, credential);
+        expect(answer.status, path).toBe(200);
+        expect(answer.text, path).toContain(shown);
+      }
+      expect((await httpRequest(withToken.url, `/status?token=${credential}`)).status).toBe(200);
     }
   });
 
   it('needs an API key on a closed server without a metrics token', async () => {
-    expect((await metrics(keyOnly.url)).status).toBe(401);
-    expect((await metrics(keyOnly.url, user)).status).toBe(401);
-    expect((await metrics(keyOnly.url, METRICS_TOKEN)).status).toBe(401);
-    expect((await metrics(keyOnly.url, API_KEY)).status).toBe(200);
-  });
-
-  it('with metricsPort, serves /metrics on its own listener (open there) and not on the main port', async () => {
-    expect(separate.metricsUrl).toBeDefined();
-    const metricsUrl = separate.metricsUrl as string;
-    expect(new URL(metricsUrl).port).not.toBe(new URL(separate.url).port);
-    const there = await metrics(metricsUrl);
-    expect(there.status).toBe(200);
-    expect(there.text).toContain('# TYPE edgepush_connections gauge');
-    // The private listener serves nothing else.
-    expect((await httpRequest(metricsUrl, '/v1/poll?channel=a&timeout=0')).status).toBe(404);
-    // The public port no longer has /metrics, whatever the credential.
-    for (const credential of [undefined, API_KEY]) {
-      const main = await metrics(separate.url, credential);
-      expect([main.status, errorCodeOf(main)]).toEqual([404, 'not_found']);
+    for (const [path] of ROUTES) {
+      expect((await get(keyOnly.url, path)).status, path).toBe(401);
+      expect((await get(keyOnly.url, path, user)).status, path).toBe(401);
+      expect((await get(keyOnly.url, path, METRICS_TOKEN)).status, path).toBe(401);
+      expect((await get(keyOnly.url, path, API_KEY)).status, path).toBe(200);
     }
   });
 
+  it('with metricsPort, serves them on their own listener (open there) and not on the main port', async () => {
+    expect(separate.metricsUrl).toBeDefined();
+    const metricsUrl = separate.metricsUrl as string;
+    expect(new URL(metricsUrl).port).not.toBe(new URL(separate.url).port);
+    for (const [path, shown] of ROUTES) {
+      const there = await get(metricsUrl, path);
+      expect(there.status, path).toBe(200);
+      expect(there.text, path).toContain(shown);
+      // The public port no longer has them, whatever the credential.
+      for (const credential of [undefined, API_KEY]) {
+        const main = await get(separate.url, path, credential);
+        expect([main.status, errorCodeOf(main)], path).toEqual([404, 'not_found']);
+      }
+    }
+    // The private listener serves nothing else.
+    expect((await httpRequest(metricsUrl, '/v1/poll?channel=a&timeout=0')).status).toBe(404);
+  });
+
   it('is open in open mode', async () => {
-    const answer = await metrics(open.url);
-    expect(answer.status).toBe(200);
-    expect(answer.text).toContain('# TYPE edgepush_connections gauge');
+    for (const [path, shown] of ROUTES) {
+      const answer = await get(open.url, path);
+      expect(answer.status, path).toBe(200);
+      expect(answer.text, path).toContain(shown);
+    }
   });
 });
 

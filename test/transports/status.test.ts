@@ -1,8 +1,7 @@
 /**
- * The status page: `/status` and `/status.json` are guarded exactly as /metrics is (the metrics
- * token or an API key on a closed server's main port, the metrics listener with metricsPort, open
- * in open mode); the page is one small self-contained document; the snapshot shows connections by
- * transport, rates, resumes, the busiest channels and the slowest consumers.
+ * The status page: one small self-contained document; the snapshot shows connections by transport,
+ * rates, resumes, the busiest channels and the slowest consumers. Its protection (the same guard as
+ * /metrics) is checked with /metrics in test/security/routes-and-browsers.test.ts.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningServer } from '../../src/start.js';
@@ -15,84 +14,8 @@ import { payloadFromValue } from '../../src/protocol/envelope.js';
 import { Resumer } from '../../src/resume/resumer.js';
 import { ConnectionRegistry, type ControllableConnection } from '../../transports/connection-registry.js';
 import { CountingMqtt, CountingSse, CountingWs, type CountingClient } from '../helpers/counting-clients.js';
-import { errorCodeOf, eventually, httpRequest, metricValue, scrapeMetrics, type HttpAnswer } from '../helpers/limit-clients.js';
-import { SECRET, userToken } from '../helpers/security-kit.js';
+import { eventually, httpRequest, metricValue, scrapeMetrics } from '../helpers/limit-clients.js';
 import { publish, startTestServer } from '../helpers/server.js';
-
-const API_KEY = 'status-test-api-key-0123456789';
-const METRICS_TOKEN = 'status-metrics-token-0123456789';
-const ROUTES = ['/status', '/status.json'];
-
-describe('/status protection', () => {
-  let withToken: RunningServer;
-  let keyOnly: RunningServer;
-  let separate: RunningServer;
-  let open: RunningServer;
-  let user: string;
-
-  beforeAll(async () => {
-    [withToken, keyOnly, separate, open] = await Promise.all([
-      startTestServer({ jwtSecret: SECRET, apiKeys: API_KEY, metricsToken: METRICS_TOKEN }),
-      startTestServer({ jwtSecret: SECRET, apiKeys: API_KEY }),
-      startTestServer({ jwtSecret: SECRET, apiKeys: API_KEY, metricsPort: 0 }),
-      startTestServer(),
-    ]);
-    user = await userToken('status-user', [{ match: '#', allow: ['sub', 'hst', 'pub'] }]);
-  });
-  afterAll(async () => {
-    await Promise.all([withToken, keyOnly, separate, open].map((server) => server?.close()));
-  });
-
-  const get = (baseUrl: string, path: string, credential?: string): Promise<HttpAnswer> => httpRequest(baseUrl, path, { headers: credential === undefined ? {} : { authorization: `Bearer ${credential}` } });
-
-  it('answers 401 on a closed server without credentials, with a wrong token or with a user token, and shows nothing', async () => {
-    for (const path of ROUTES) {
-      for (const [name, credential] of [['none', undefined], ['wrong token', 'not-the-metrics-token-at-all'], ['user token', user]] as const) {
-        const answer = await get(withToken.url, path, credential);
-        expect([answer.status, errorCodeOf(answer)], `${path} ${name}`).toEqual([401, 'unauthorized']);
-        expect(answer.text).not.toContain('edgepush status');
-        expect(answer.text).not.toContain('connections');
-      }
-    }
-  });
-
-  it('serves both to the metrics token and to an API key, in a header or as ?token= (a browser)', async () => {
-    for (const credential of [METRICS_TOKEN, API_KEY]) {
-      const page = await get(withToken.url, '/status', credential);
-      expect(page.status).toBe(200);
-      expect(page.headers['content-type']).toMatch(/^text\/html/);
-      expect(page.text).toContain('<title>edgepush status</title>');
-      const json = await get(withToken.url, '/status.json', credential);
-      expect(json.status).toBe(200);
-      expect((JSON.parse(json.text) as StatusSnapshot).connections).toEqual({ ws: 0, sse: 0, poll: 0, mqtt: 0 });
-      expect((await httpRequest(withToken.url, `/status?token=${credential}`)).status).toBe(200);
-    }
-  });
-
-  it('needs an API key on a closed server without a metrics token', async () => {
-    for (const path of ROUTES) {
-      expect((await get(keyOnly.url, path)).status).toBe(401);
-      expect((await get(keyOnly.url, path, user)).status).toBe(401);
-      expect((await get(keyOnly.url, path, METRICS_TOKEN)).status).toBe(401);
-      expect((await get(keyOnly.url, path, API_KEY)).status).toBe(200);
-    }
-  });
-
-  it('with metricsPort, is served on the metrics listener (open there) and not on the main port', async () => {
-    const metricsUrl = separate.metricsUrl as string;
-    for (const path of ROUTES) {
-      expect((await get(metricsUrl, path)).status).toBe(200);
-      for (const credential of [undefined, API_KEY]) {
-        const main = await get(separate.url, path, credential);
-        expect([main.status, errorCodeOf(main)]).toEqual([404, 'not_found']);
-      }
-    }
-  });
-
-  it('is open in open mode', async () => {
-    for (const path of ROUTES) expect((await get(open.url, path)).status).toBe(200);
-  });
-});
 
 describe('/status page', () => {
   let server: RunningServer;
