@@ -16,7 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { planCpus, pin, type CpuPlan } from './cpu-pinning.js';
 import { nextMessage, runBenchmark, sleep, stopChild } from './harness.js';
-import { nowMs, type FromClient, type ReadyReport, type ResultReport, type ServerKind, type ToClient, type Transport } from './ipc.js';
+import { deliveryChecks, nowMs, type FromClient, type ReadyReport, type ResultReport, type ServerKind, type ToClient, type Transport } from './ipc.js';
 import { nchanMissing, nchanVersion, startNchan } from './nchan-server.js';
 import { publishAll } from './paced-publisher.js';
 import { startEdgepush, type ServerUnderTest } from './peer-server.js';
@@ -168,16 +168,7 @@ async function measure(kind: ServerKind, transport: Transport, point: Point, mod
       messagesPerChannel,
       published: messagesPerChannel * point.channels,
       opened: ready.opened,
-      expectedDeliveries: result.expected,
-      delivered: result.delivered,
-      lost: result.lost,
-      duplicates: result.duplicates,
-      outOfOrder: result.outOfOrder,
-      unexpected: result.unexpected,
-      resets: result.resets,
-      disconnects: result.disconnects,
-      pollRetries: result.pollRetries,
-      ...(transport === 'poll' ? { pollReplies: result.pollReplies } : {}),
+      ...deliveryChecks(result, transport),
       deliveredPerSec: deliverySec > 0 ? Math.round(result.delivered / deliverySec) : null,
       latencyMs: result.latencyMs,
       serverCpuSec: round2(serverCpuSec),

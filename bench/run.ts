@@ -13,7 +13,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { DEFAULT_TRANSPORTS, TRANSPORTS, nowMs, type FromClient, type ReadyReport, type ResultReport, type ToClient, type Transport } from './ipc.js';
+import { DEFAULT_TRANSPORTS, TRANSPORTS, deliveryChecks, nowMs, type FromClient, type ReadyReport, type ResultReport, type ToClient, type Transport } from './ipc.js';
 import { cpuSeconds, historyFlags, openFileLimit, peakRssKiB, rssKiB, startServerChild, type ServerChild } from './server-process.js';
 import { round2 } from './tally.js';
 import { nextMessage, runBenchmark, sleep, stopChild } from './harness.js';
@@ -152,16 +152,7 @@ async function runTransport(transport: Transport, config: Config): Promise<Recor
       channels: config.channels,
       messagesPerChannel: config.messages,
       published: config.messages * config.channels,
-      expectedDeliveries: result.expected,
-      delivered: result.delivered,
-      lost: result.lost,
-      duplicates: result.duplicates,
-      outOfOrder: result.outOfOrder,
-      unexpected: result.unexpected,
-      resets: result.resets,
-      disconnects: result.disconnects,
-      pollRetries: result.pollRetries,
-      ...(transport === 'poll' ? { pollReplies: result.pollReplies } : {}),
+      ...deliveryChecks(result, transport),
       // What the publisher asked for; deliveredPerSec falls below it only once the server saturates.
       offeredPerSec: config.rate * config.subscribers,
       deliveredPerSec: deliverySec > 0 ? Math.round(result.delivered / deliverySec) : null,
