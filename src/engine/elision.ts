@@ -11,9 +11,8 @@
  */
 import { WHOLE_RECORD, type Frontier } from '../log/position.js';
 import type { Subscriber } from './channel.js';
-import { countSaving, type DeltaBase, type PreparedMessage, type WireFormat } from './prepared-message.js';
+import { computeDeltaFields, type DeltaBase, type PreparedMessage, type WireFormat } from './prepared-message.js';
 import type { DeltaCodec } from '../delta/codec.js';
-import { deltaEnvelopeFields } from '../protocol/envelope.js';
 
 /** Time and timers, injectable so tests can drive intervals without waiting. */
 export interface Scheduler {
@@ -49,13 +48,7 @@ export class Emission {
   #deltaFields(codec: DeltaCodec): string | undefined {
     let fields = this.#deltas[codec.variant];
     if (fields === undefined) {
-      fields = null;
-      const { base, message } = this;
-      const data = base ? codec.diff(base.payload, message.payload) : undefined;
-      if (base && data !== undefined && Buffer.byteLength(data) < Buffer.byteLength(message.payload.json)) {
-        fields = deltaEnvelopeFields(message.channel, message.id, message.ts, message.payload, codec.format, base.id, data);
-        countSaving(message, codec, fields);
-      }
+      fields = computeDeltaFields(this.message, this.base, codec);
       this.#deltas[codec.variant] = fields;
     }
     return fields ?? undefined;

@@ -114,13 +114,7 @@ export class PreparedMessage {
   deltaFields(codec: DeltaCodec): string | undefined {
     let fields = this.#deltas[codec.variant];
     if (fields === undefined) {
-      fields = null;
-      const base = this.deltaBase;
-      const data = base ? codec.diff(base.payload, this.payload) : undefined;
-      if (base && data !== undefined && Buffer.byteLength(data) < Buffer.byteLength(this.payload.json)) {
-        fields = deltaEnvelopeFields(this.channel, this.id, this.ts, this.payload, codec.format, base.id, data);
-        countSaving(this, codec, fields);
-      }
+      fields = computeDeltaFields(this, this.deltaBase, codec);
       this.#deltas[codec.variant] = fields;
     }
     return fields ?? undefined;
@@ -185,10 +179,25 @@ export class PreparedMessage {
 }
 
 /**
- * Counts what a delta of `message` just computed with `codec` saves on the wire: its full envelope
- * fields minus the delta's (every wire format wraps both alike). Called once per computed delta.
+ * The envelope fields of `message` as a delta against `base` with `codec`, or null when there is no
+ * base or the delta is not smaller than the data. Callers memoise the answer per codec (a message
+ * against its channel's previous one; an elided emission against its class's), so the saving is
+ * counted once per delta computed.
  */
-export function countSaving(message: PreparedMessage, codec: DeltaCodec, deltaFields: string): void {
+export function computeDeltaFields(message: PreparedMessage, base: DeltaBase | undefined, codec: DeltaCodec): string | null {
+  if (!base) return null;
+  const data = codec.diff(base.payload, message.payload);
+  if (data === undefined || Buffer.byteLength(data) >= Buffer.byteLength(message.payload.json)) return null;
+  const fields = deltaEnvelopeFields(message.channel, message.id, message.ts, message.payload, codec.format, base.id, data);
+  countSaving(message, codec, fields);
+  return fields;
+}
+
+/**
+ * Counts what a delta of `message` just computed with `codec` saves on the wire: its full envelope
+ * fields minus the delta's (every wire format wraps both alike).
+ */
+function countSaving(message: PreparedMessage, codec: DeltaCodec, deltaFields: string): void {
   const savings = message.deltaSavings;
   if (savings === undefined) return;
   const saved = Buffer.byteLength(message.envelopeFields) - Buffer.byteLength(deltaFields);
