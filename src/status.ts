@@ -48,19 +48,7 @@ export interface StatusSnapshot {
   };
   readonly connections: Readonly<Record<Transport, number>>;
   /** Per second over the interval. */
-  readonly rates: {
-    /** Messages handed to subscribers. */
-    readonly deliveries: number;
-    /** Channel messages taken from the log (ingest). */
-    readonly messages: number;
-    /** Log records taken from the log. */
-    readonly records: number;
-    /** Publish requests answered ok. */
-    readonly published: number;
-    readonly writtenBytes: Readonly<Record<Transport, number>>;
-    /** Subscribes and polls with a cursor, by how they were served. */
-    readonly resumes: { readonly ring: number; readonly log: number; readonly reset: number };
-  };
+  readonly rates: Activity;
   readonly channels: { readonly active: number; readonly idle: number };
   /** The channels that took the most messages over the interval, busiest first. */
   readonly busiestChannels: readonly { readonly channel: string; readonly rate: number; readonly subscribers: number }[];
@@ -68,15 +56,24 @@ export interface StatusSnapshot {
   readonly slowestConsumers: readonly ConsumerStatus[];
 }
 
-/** The counters rates are computed from, as one snapshot read them. */
-interface Counters {
-  readonly time: number;
+/** The node's activity: counts since start as the counters hold them, or per second as a snapshot's rates. */
+export interface Activity {
+  /** Messages handed to subscribers. */
   readonly deliveries: number;
+  /** Channel messages taken from the log (ingest). */
   readonly messages: number;
+  /** Log records taken from the log. */
   readonly records: number;
+  /** Publish requests answered ok. */
   readonly published: number;
   readonly writtenBytes: Readonly<Record<Transport, number>>;
+  /** Subscribes and polls with a cursor, by how they were served. */
   readonly resumes: { readonly ring: number; readonly log: number; readonly reset: number };
+}
+
+/** The counters rates are computed from, as one snapshot read them. */
+interface Counters extends Activity {
+  readonly time: number;
 }
 
 export class StatusSampler {
