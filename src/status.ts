@@ -1,5 +1,5 @@
 /**
- * What the status page shows (GET /status.json, transports/status-route.ts): a snapshot of this
+ * What the status page shows (GET /status.json, transports/operator-routes.ts): a snapshot of this
  * node's traffic, assembled from counters the engine, the resumer, the transports and the source
  * keep anyway. Rates are differences between two snapshots. A snapshot is taken at most every
  * SAMPLE_MS however many pages are open, and costs one pass over the channels and the connections

@@ -7,13 +7,11 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import type { ServerOptions } from '../src/config.js';
 import type { Metrics } from '../src/metrics.js';
 import type { StatusSampler } from '../src/status.js';
-import { sendMetrics } from './health-route.js';
-import { registerStatus } from './status-route.js';
+import { registerOperatorRoutes } from './operator-routes.js';
 
 export async function startMetricsListener(metrics: Metrics, status: StatusSampler, options: Pick<ServerOptions, 'metricsPort' | 'host'>): Promise<FastifyInstance> {
   const app = Fastify({ logger: false });
-  app.get('/metrics', async (_request, reply) => sendMetrics({ metrics }, reply));
-  registerStatus(app, status);
+  registerOperatorRoutes(app, metrics, status);
   await app.listen({ port: options.metricsPort, host: options.host });
   return app;
 }

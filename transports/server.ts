@@ -32,7 +32,7 @@ import { ConnectionGuard } from './connection-guard.js';
 import type { ConnectionRegistry } from './connection-registry.js';
 import { CorsPolicy } from './cors.js';
 import { registerServerApi } from './server-api-route.js';
-import { registerStatus } from './status-route.js';
+import { registerOperatorRoutes } from './operator-routes.js';
 import { checkMetricsAccess } from './metrics-access.js';
 import type { StatusSampler } from '../src/status.js';
 import { chooseSubprotocol, registerMqtt } from './mqtt.js';
@@ -147,9 +147,9 @@ export async function buildServer(parts: ServerParts): Promise<FastifyInstance> 
   });
   app.setNotFoundHandler((request, reply) => sendError(reply, new PushError('not_found', `no route ${request.method} ${request.url.split('?')[0]}`)));
 
-  registerHealth(app, ctx, parts.source);
-  // Where /metrics is, guarded as it is: on the metrics listener instead when there is one.
-  if (options.metricsPort < 0) registerStatus(app, parts.status, (request) => checkMetricsAccess(ctx, request));
+  registerHealth(app, parts.source);
+  // On the main port only without a metrics listener (which serves them, open, instead).
+  if (options.metricsPort < 0) registerOperatorRoutes(app, metrics, parts.status, (request) => checkMetricsAccess(ctx, request));
   registerPublish(app, ctx);
   registerServerApi(app, ctx, parts.source.control);
   registerHistory(app, ctx);
