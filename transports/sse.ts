@@ -18,7 +18,6 @@ import { channelsParam, deltaParam, maxRateParam, onSlowParam, snapshotParam, st
 import type { SubscribeOptions } from '../src/resume/resumer.js';
 import { SSE_MESSAGE, sseCursor, sseDisconnect, sseHello, sseNotice, ssePreamble, sseReset, sseResponseHead } from './sse-format.js';
 import { TurnOutbox } from './turn-outbox.js';
-import type { Metrics } from '../src/metrics.js';
 
 /** After a disconnect notice, how long a client that reads nothing may keep the socket. */
 const GOODBYE_GRACE_MS = 5_000;
@@ -39,8 +38,6 @@ class SseStream implements SessionSink, ControllableConnection {
   #changes: Promise<void> = Promise.resolve();
   readonly #outbox: TurnOutbox;
   #ended = false;
-  /** The metrics' byte counts, added to on every write. */
-  readonly #written: Metrics['writtenBytes'];
   /** When the stream opened (ms), for the status page. */
   readonly connectedAt = Date.now();
   readonly transport = 'sse';
@@ -49,7 +46,6 @@ class SseStream implements SessionSink, ControllableConnection {
     this.session = new Session(ctx.engine, this, { maxBufferedBytes: ctx.options.maxBufferedBytes });
     // A conflating stream catches up once its buffer is written out.
     this.#outbox = new TurnOutbox(socket, () => this.session.drained());
-    this.#written = ctx.metrics.writtenBytes;
   }
 
   get user(): string | undefined {
@@ -67,16 +63,14 @@ class SseStream implements SessionSink, ControllableConnection {
 
   write(bytes: Buffer): void {
     this.#outbox.write(bytes);
-    this.#written.sse += bytes.length;
+    this.ctx.metrics.writtenBytes.sse += bytes.length;
   }
 
   disconnect(reason: Disconnect): void {
     if (this.#ended) return;
     this.#ended = true;
     if (reason === DISCONNECTS.slow) this.ctx.metrics.slowDisconnect('sse');
-    const goodbye = sseDisconnect(reason);
-    this.#outbox.write(goodbye);
-    this.#written.sse += goodbye.length;
+    this.write(sseDisconnect(reason));
     this.#outbox.flush();
     this.socket.end();
     // end() waits for the buffer to drain; a client that stopped reading would hold it forever.

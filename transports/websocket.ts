@@ -13,7 +13,6 @@ import { Session, type SessionSink } from '../src/engine/session.js';
 import { DISCONNECTS, PushError, type Disconnect } from '../src/errors.js';
 import { burstFor, TokenBucket } from '../src/limits/token-bucket.js';
 import { packageVersion } from '../src/package-root.js';
-import type { Metrics } from '../src/metrics.js';
 import type { TransportContext } from './context.js';
 import { credentialOf } from './credentials.js';
 import { whenExpired } from './expiry-timer.js';
@@ -43,8 +42,6 @@ class WebSocketConnection implements SessionSink, ControllableConnection {
   readonly transport = 'ws';
   /** When the socket opened (ms), for the status page. */
   readonly connectedAt = Date.now();
-  /** The metrics' byte counts, added to on every write. */
-  readonly #written: Metrics['writtenBytes'];
   /** Who the client is: anonymous (or open) until a token arrives, at the upgrade or by an `auth` op. */
   identity: Identity;
   /**
@@ -76,7 +73,6 @@ class WebSocketConnection implements SessionSink, ControllableConnection {
     if (!raw) throw new Error('the WebSocket has no TCP socket to write to');
     // A conflating socket catches up once the TCP socket has written out what it held.
     this.#outbox = new TurnOutbox(raw, () => this.session.drained(), () => socket.readyState === socket.OPEN);
-    this.#written = ctx.metrics.writtenBytes;
     this.identity = identity;
     this.#ops = new TokenBucket(ctx.options.opRate, burstFor(ctx.options.opRate));
     this.#publishes = new TokenBucket(ctx.options.publishRate, burstFor(ctx.options.publishRate));
@@ -142,7 +138,7 @@ class WebSocketConnection implements SessionSink, ControllableConnection {
   /** `bytes` is a whole frame (websocket-format.ts). */
   write(bytes: Buffer): void {
     this.#outbox.write(bytes);
-    this.#written.ws += bytes.length;
+    this.ctx.metrics.writtenBytes.ws += bytes.length;
   }
 
   disconnect(reason: Disconnect): void {
