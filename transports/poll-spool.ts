@@ -62,7 +62,6 @@ class SpoolEntry implements Subscriber {
 
 export class PollSpool {
   readonly #entries = new Map<string, SpoolEntry>();
-  #waiters = 0;
 
   constructor(
     private readonly engine: ChannelEngine,
@@ -94,13 +93,14 @@ export class PollSpool {
     }
     const waiter: PollWaiter = { entry, answer };
     entry.waiters.add(waiter);
-    this.#waiters++;
     return waiter;
   }
 
-  /** Polls held, and the groups they share (one engine registration and one reply each), for the metrics. */
+  /** Polls held, and the groups they share (one engine registration and one reply each), for the metrics (at scrape time). */
   counts(): PollWaiterCounts {
-    return { waiters: this.#waiters, groups: this.#entries.size };
+    let waiters = 0;
+    for (const entry of this.#entries.values()) waiters += entry.waiters.size;
+    return { waiters, groups: this.#entries.size };
   }
 
   /**
@@ -115,7 +115,6 @@ export class PollSpool {
   leave(waiter: PollWaiter): boolean {
     const { entry } = waiter;
     if (entry.answered || !entry.waiters.delete(waiter)) return false;
-    this.#waiters--;
     if (entry.waiters.size === 0) this.#drop(entry);
     return true;
   }
@@ -137,7 +136,6 @@ export class PollSpool {
     // Encoded once here: a string would be encoded again for each waiter's socket.
     const bytes = Buffer.from(body);
     for (const waiter of entry.waiters) waiter.answer(bytes);
-    this.#waiters -= entry.waiters.size;
     entry.waiters.clear();
   }
 

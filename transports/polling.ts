@@ -62,8 +62,9 @@ export function registerPolling(app: FastifyInstance, ctx: TransportContext): vo
   });
 
   function send(reply: FastifyReply, answer: PollAnswer, delta: DeltaCodec | null): FastifyReply {
-    const body = pollBody(answer.messages, answer.cursor.toString(), answer.resets, delta, answer.snapshot === true, answer.elided);
-    metrics.writtenBytes.poll += Buffer.byteLength(body);
+    // Encoded here, once: counted and sent as the same bytes.
+    const body = Buffer.from(pollBody(answer.messages, answer.cursor.toString(), answer.resets, delta, answer.snapshot === true, answer.elided));
+    metrics.writtenBytes.poll += body.length;
     return reply.send(body);
   }
 
