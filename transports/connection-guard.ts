@@ -45,17 +45,13 @@ export class ConnectionGuard {
     throw new PushError('too_many_connections', `at most ${this.options.maxConnectionsPerIp} connections from one address`, { retryAfter: OVER_CAPACITY_RETRY_SECONDS });
   }
 
-  /** `count` messages published over HTTP or MQTT by `client` (an identity scope, or the address for anonymous); a refusal counts as the request's publish result. */
+  /** `count` messages published over HTTP or MQTT by `client` (an identity scope, or the address for anonymous). */
   publish(client: string, count: number): void {
     // A batch over the burst could never pass, however long the client waited: not a 429.
     const burst = burstFor(this.options.publishRate);
-    if (count > burst) {
-      this.metrics.publishResult('invalid');
-      throw new PushError('bad_request', `a batch of ${count} messages is over the publish burst of ${Math.floor(burst)} (twice publishRate): split it`);
-    }
+    if (count > burst) throw new PushError('bad_request', `a batch of ${count} messages is over the publish burst of ${Math.floor(burst)} (twice publishRate): split it`);
     if (this.#publishes.take(client, count)) return;
     this.metrics.limited('publish_rate');
-    this.metrics.publishResult('rate_limited');
     throw new PushError('rate_limited', `more than ${this.options.publishRate} published messages per second`, { retryAfter: Math.max(1, this.#publishes.waitSeconds(client, count)) });
   }
 }

@@ -335,8 +335,8 @@ export class MqttConnection implements SessionSink, ControllableConnection {
     const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
     const data = dataOf(payload);
     try {
-      this.ctx.guard.publish(this.identity.kind === 'user' ? this.identity.scope : `mqtt:${this.sessionId}`, 1);
-      await this.ctx.publisher.publish(this.identity, [{ channel: packet.topic, data }]);
+      const client = this.identity.kind === 'user' ? this.identity.scope : `mqtt:${this.sessionId}`;
+      await this.ctx.publisher.publish(this.identity, [{ channel: packet.topic, data }], undefined, () => this.ctx.guard.publish(client, 1));
     } catch (error) {
       const pushError = toPushError(error);
       const reason =

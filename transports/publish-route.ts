@@ -37,8 +37,8 @@ export function registerPublish(app: FastifyInstance, ctx: TransportContext): vo
     const header = request.headers['idempotency-key'];
     const key = Array.isArray(header) ? header[0] : header;
     // Backends with an API key publish as fast as the log takes it; everyone else is rate limited.
-    if (identity.kind !== 'api-key' && identity.kind !== 'server') ctx.guard.publish(identity.kind === 'user' ? identity.scope : `ip:${request.ip}`, items.length);
-    const ids = await ctx.publisher.publish(identity, items, key);
+    const limited = identity.kind !== 'api-key' && identity.kind !== 'server';
+    const ids = await ctx.publisher.publish(identity, items, key, limited ? () => ctx.guard.publish(identity.kind === 'user' ? identity.scope : `ip:${request.ip}`, items.length) : undefined);
     return reply.code(201).header('cache-control', 'no-store').send({ ids });
   };
   app.post('/v1/publish', { bodyLimit }, handler(false));

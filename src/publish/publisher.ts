@@ -97,11 +97,13 @@ export class Publisher {
 
   /**
    * Publishes for `identity`: the publish switch and the `pub` grants are checked for every
-   * message before anything reaches the log.
+   * message before anything reaches the log. `admit`, the transport's own check (a rate limit),
+   * runs first; a refusal of its counts as the request's outcome like the publisher's own.
    */
-  async publish(identity: Identity, items: readonly unknown[], idempotencyKey?: string): Promise<string[]> {
+  async publish(identity: Identity, items: readonly unknown[], idempotencyKey?: string, admit?: () => void): Promise<string[]> {
     let answered: { ids: Promise<string[]>; duplicate: boolean };
     try {
+      admit?.();
       answered = this.#publish(identity, items, idempotencyKey);
     } catch (error) {
       this.onResult(publishOutcomeOf(error));
