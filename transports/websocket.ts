@@ -18,8 +18,8 @@ import { credentialOf } from './credentials.js';
 import { whenExpired } from './expiry-timer.js';
 import { countRefusal, toPushError } from './http-errors.js';
 import { upgradeGuard } from './upgrade-guard.js';
-import { underlyingSocket } from './ws-tcp-socket.js';
-import { TurnOutbox } from './turn-outbox.js';
+import type { TurnOutbox } from './turn-outbox.js';
+import { webSocketOutbox } from './websocket-outbox.js';
 import { newSessionId, type ControllableConnection } from './connection-registry.js';
 import { WS_MESSAGE, encodeOp, type ServerOp } from './websocket-format.js';
 import { opIdOf, parseClientOp, parseJsonFrame, type ClientOp } from './websocket-ops.js';
@@ -69,10 +69,8 @@ class WebSocketConnection implements SessionSink, ControllableConnection {
 
   constructor(private readonly socket: WebSocket, private readonly ctx: TransportContext, identity: Identity) {
     this.session = new Session(ctx.engine, this, { maxBufferedBytes: ctx.options.maxBufferedBytes });
-    const raw = underlyingSocket(socket);
-    if (!raw) throw new Error('the WebSocket has no TCP socket to write to');
     // A conflating socket catches up once the TCP socket has written out what it held.
-    this.#outbox = new TurnOutbox(raw, () => this.session.drained(), () => socket.readyState === socket.OPEN);
+    this.#outbox = webSocketOutbox(socket, () => this.session.drained());
     this.identity = identity;
     this.#ops = new TokenBucket(ctx.options.opRate, burstFor(ctx.options.opRate));
     this.#publishes = new TokenBucket(ctx.options.publishRate, burstFor(ctx.options.publishRate));
