@@ -10,7 +10,7 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
-import { NGINX, NginxProcess, nginxAvailable } from '../test/helpers/nginx.js';
+import { NGINX, NginxProcess, nginxAvailable, tempPathDirectives } from '../test/helpers/nginx.js';
 import { sleep } from './harness.js';
 import type { PublishTarget, ServerUnderTest } from './peer-server.js';
 import { cpuSeconds, rssKiB } from './server-process.js';
@@ -93,11 +93,7 @@ worker_rlimit_nofile ${limits.files};
 events { worker_connections ${limits.connections}; }
 http {
   access_log off;
-  client_body_temp_path ${dir}/client_body;
-  proxy_temp_path ${dir}/proxy;
-  fastcgi_temp_path ${dir}/fastcgi;
-  uwsgi_temp_path ${dir}/uwsgi;
-  scgi_temp_path ${dir}/scgi;
+${tempPathDirectives(dir)}
   # nginx closes a keep-alive connection after 1,000 requests by default; edgepush never does, and
   # the publisher and every long-poller make more than that on one connection.
   keepalive_requests 1000000;

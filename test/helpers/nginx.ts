@@ -23,6 +23,14 @@ process.once('exit', () => {
   for (const child of running) if (child.pid) process.kill(-child.pid, 'SIGKILL');
 });
 
+/** nginx's temp folders, made by NginxProcess.start in each instance's own folder. */
+const TEMP_FOLDERS = ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'] as const;
+
+/** The `http` block's lines that point nginx's temp files at those folders (nginx.conf's own are outside `dir`). */
+export function tempPathDirectives(dir: string): string {
+  return TEMP_FOLDERS.map((sub) => `  ${sub}_temp_path ${dir}/${sub};`).join('\n');
+}
+
 /** One nginx master (and its workers) with a config written from `config(dir, port)`. */
 export class NginxProcess {
   #process: ChildProcess | undefined;
@@ -36,7 +44,7 @@ export class NginxProcess {
   static async start(name: string, config: (dir: string, port: number) => string): Promise<NginxProcess> {
     const dir = mkdtempSync(join(tmpdir(), `edgepush-nginx-${name}-`));
     chmodSync(dir, 0o755);
-    for (const sub of ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']) mkdirSync(join(dir, sub), { mode: 0o777 });
+    for (const sub of TEMP_FOLDERS) mkdirSync(join(dir, sub), { mode: 0o777 });
     const nginx = new NginxProcess(dir, await freePort());
     writeFileSync(join(dir, 'nginx.conf'), config(dir, nginx.port));
     await nginx.resume();
@@ -135,11 +143,7 @@ error_log ${dir}/error.log warn;
 events { worker_connections 512; }
 http {
   access_log off;
-  client_body_temp_path ${dir}/client_body;
-  proxy_temp_path ${dir}/proxy;
-  fastcgi_temp_path ${dir}/fastcgi;
-  uwsgi_temp_path ${dir}/uwsgi;
-  scgi_temp_path ${dir}/scgi;
+${tempPathDirectives(dir)}
   server {
     listen 127.0.0.1:${port};
     location / {

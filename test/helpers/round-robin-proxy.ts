@@ -4,7 +4,7 @@
  * through, and a connection refused by a dead node retried on the next one. Its access log says
  * which upstream served each request.
  */
-import { NginxProcess } from './nginx.js';
+import { NginxProcess, tempPathDirectives } from './nginx.js';
 
 /** Starts nginx balancing over `upstreams` (`http://127.0.0.1:PORT` each); resolves once it listens. */
 export function startRoundRobinProxy(upstreams: readonly string[]): Promise<NginxProcess> {
@@ -20,11 +20,7 @@ events { worker_connections 1024; }
 http {
   log_format upstream '$request_method $uri $upstream_addr $status';
   access_log ${dir}/access.log upstream;
-  client_body_temp_path ${dir}/client_body;
-  proxy_temp_path ${dir}/proxy;
-  fastcgi_temp_path ${dir}/fastcgi;
-  uwsgi_temp_path ${dir}/uwsgi;
-  scgi_temp_path ${dir}/scgi;
+${tempPathDirectives(dir)}
   map $http_upgrade $connection_upgrade { default upgrade; '' ''; }
   upstream edgepush {
     # Plain round robin, no stickiness. max_fails=0: never take a node out of rotation, so a
