@@ -92,32 +92,3 @@ export function guardChildProcess(name: string, ms: number): void {
   }, ms).unref();
   process.on('disconnect', () => process.exit(4));
 }
-
-/** The checks and counts of a result as a benchmark prints them (the same fields in every report). */
-export interface DeliveryChecks {
-  readonly expectedDeliveries: number;
-  readonly delivered: number;
-  readonly lost: number;
-  readonly duplicates: number;
-  readonly outOfOrder: number;
-  readonly unexpected: number;
-  readonly resets: number;
-  readonly disconnects: number;
-  readonly pollRetries: number;
-  readonly pollReplies?: number;
-}
-
-export function deliveryChecks(result: ResultReport, transport: Transport): DeliveryChecks {
-  return {
-    expectedDeliveries: result.expected,
-    delivered: result.delivered,
-    lost: result.lost,
-    duplicates: result.duplicates,
-    outOfOrder: result.outOfOrder,
-    unexpected: result.unexpected,
-    resets: result.resets,
-    disconnects: result.disconnects,
-    pollRetries: result.pollRetries,
-    ...(transport === 'poll' ? { pollReplies: result.pollReplies } : {}),
-  };
-}

@@ -16,7 +16,8 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { planCpus, pin, type CpuPlan } from './cpu-pinning.js';
 import { nextMessage, runBenchmark, sleep, stopChild } from './harness.js';
-import { deliveryChecks, nowMs, type FromClient, type ReadyReport, type ResultReport, type ServerKind, type ToClient, type Transport } from './ipc.js';
+import { nowMs, type FromClient, type ReadyReport, type ResultReport, type ServerKind, type ToClient, type Transport } from './ipc.js';
+import { deliveryChecks, openingCost } from './report-fields.js';
 import { nchanMissing, nchanVersion, startNchan } from './nchan-server.js';
 import { publishAll } from './paced-publisher.js';
 import { startEdgepush, type ServerUnderTest } from './peer-server.js';
@@ -178,10 +179,7 @@ async function measure(kind: ServerKind, transport: Transport, point: Point, mod
       loadCpuPercent: windowSec > 0 ? Math.round((1000 * loadCpuSec) / windowSec) / 10 : null,
       publishSec: round2(publishSec),
       deliverySec: round2(deliverySec),
-      openMs: ready.openMs,
-      rssPerIdleConnectionKiB: ready.opened > 0 ? round2((rssIdle - rssBefore) / ready.opened) : null,
-      serverRssBeforeMiB: round2(rssBefore / 1024),
-      serverRssIdleMiB: round2(rssIdle / 1024),
+      ...openingCost(ready, rssBefore, rssIdle),
       timedOut: result.timedOut,
     };
   } catch (error) {

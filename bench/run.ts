@@ -13,7 +13,8 @@ import { fork, type ChildProcess } from 'node:child_process';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { DEFAULT_TRANSPORTS, TRANSPORTS, deliveryChecks, nowMs, type FromClient, type ReadyReport, type ResultReport, type ToClient, type Transport } from './ipc.js';
+import { DEFAULT_TRANSPORTS, TRANSPORTS, nowMs, type FromClient, type ReadyReport, type ResultReport, type ToClient, type Transport } from './ipc.js';
+import { deliveryChecks, openingCost } from './report-fields.js';
 import { cpuSeconds, historyFlags, openFileLimit, peakRssKiB, rssKiB, startServerChild, type ServerChild } from './server-process.js';
 import { round2 } from './tally.js';
 import { nextMessage, runBenchmark, sleep, stopChild } from './harness.js';
@@ -159,10 +160,7 @@ async function runTransport(transport: Transport, config: Config): Promise<Recor
       latencyMs: result.latencyMs,
       publishSec: round2(publishSec),
       deliverySec: round2(deliverySec),
-      openMs: ready.openMs,
-      rssPerIdleConnectionKiB: ready.opened > 0 ? round2((rssIdle - rssBefore) / ready.opened) : null,
-      serverRssBeforeMiB: round2(rssBefore / 1024),
-      serverRssIdleMiB: round2(rssIdle / 1024),
+      ...openingCost(ready, rssBefore, rssIdle),
       serverRssMiB: round2(rssKiB(server.pid) / 1024),
       serverPeakRssMiB: round2(peakRssKiB(server.pid) / 1024),
       serverCpuSec: round2(serverCpuSec),
