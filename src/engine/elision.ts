@@ -87,7 +87,13 @@ export interface ElisionMember {
 
 /** One channel's interval within a class: open while messages come faster than the interval. */
 interface Window {
+  /** The latest message waiting for the interval's end: what will be sent. */
   pending: PreparedMessage | undefined;
+  /**
+   * The first message waiting since the last one sent: `pending` stands for it and every one after
+   * it, so no cursor may cover it until `pending` is sent (Elider.capped).
+   */
+  firstWaiting: PreparedMessage | undefined;
   skipped: number;
   timer: { cancel(): void };
 }
@@ -112,7 +118,7 @@ class ElisionClass implements Subscriber {
     const window = this.#windows.get(message.channel);
     if (window === undefined) {
       // Nothing sent on this channel for an interval: at once, and a window opens.
-      const opened: Window = { pending: undefined, skipped: 0, timer: this.elider.scheduler.schedule(this.interval, () => this.#close(message.channel, opened)) };
+      const opened: Window = { pending: undefined, firstWaiting: undefined, skipped: 0, timer: this.elider.scheduler.schedule(this.interval, () => this.#close(message.channel, opened)) };
       this.#windows.set(message.channel, opened);
       this.#emit(message, 0);
       return;
@@ -121,10 +127,11 @@ class ElisionClass implements Subscriber {
       window.skipped++;
       // Counted as it is replaced, not when its replacement goes out an interval later.
       this.elider.stats.elided++;
-      this.elider.unpend(window.pending);
+    } else {
+      window.firstWaiting = message;
+      this.elider.pend(message);
     }
     window.pending = message;
-    this.elider.pend(message);
   }
 
   /** The interval is over: send what waited (and keep the window for another interval), or close it. */
@@ -135,9 +142,10 @@ class ElisionClass implements Subscriber {
       return;
     }
     const skipped = window.skipped;
+    this.elider.unpend(window.firstWaiting as PreparedMessage);
     window.pending = undefined;
+    window.firstWaiting = undefined;
     window.skipped = 0;
-    this.elider.unpend(pending);
     window.timer = this.elider.scheduler.schedule(this.interval, () => this.#close(channel, window));
     this.#emit(pending, skipped);
   }
@@ -160,7 +168,7 @@ class ElisionClass implements Subscriber {
   close(): void {
     for (const window of this.#windows.values()) {
       window.timer.cancel();
-      if (window.pending !== undefined) this.elider.unpend(window.pending);
+      if (window.firstWaiting !== undefined) this.elider.unpend(window.firstWaiting);
     }
     this.#windows.clear();
   }
@@ -176,7 +184,7 @@ export class Elider {
   readonly stats = { sent: 0, elided: 0 };
   onError: (error: unknown, channel: string) => void = () => {};
   readonly #classes = new Map<string, ElisionClass>();
-  /** Messages waiting for the end of an interval, in any class. */
+  /** Per waiting window of any class, the first message it stands for (Window.firstWaiting). */
   readonly #pending = new Set<PreparedMessage>();
 
   constructor(
@@ -218,8 +226,9 @@ export class Elider {
   }
 
   /**
-   * `frontier` lowered to just before every waiting message it covers: the cursor of an elided
-   * message (or a heartbeat) must not claim a final value the client has not been sent yet.
+   * `frontier` lowered to just before every waiting message it covers, and every message a waiting
+   * one replaced: the cursor of an elided message (or a heartbeat) must not claim a final value,
+   * or a count of replaced messages, that the client has not been sent yet.
    */
   capped(frontier: Frontier): Frontier {
     if (this.#pending.size === 0) return frontier;

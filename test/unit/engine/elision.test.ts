@@ -174,4 +174,21 @@ describe('eliding', () => {
     const after = parseCursor(a1.cursor, 'el', 1);
     expect(after.ok && after.frontier.includes(0, 1, 0)).toBe(true);
   });
+
+  it('never sends a cursor that covers a message replaced while waiting: its count goes out with the final value', () => {
+    const { clock, publish, open } = setup(1);
+    const sink = open(['w/a', 'w/b'], 1000);
+    publish(0, 'w/a', 'a0'); // at once
+    publish(0, 'w/a', 'a1'); // waits (offset 1)...
+    publish(0, 'w/a', 'a2'); // ...and is replaced by this one (offset 2), which will say elided: 1
+    publish(0, 'w/b', 'b0'); // at once, offset 3: a client resuming from its cursor must still learn of a1
+    const b0 = sink.written.find((w) => w.envelope.data === 'b0')!;
+    const cursor = parseCursor(b0.cursor, 'el', 1);
+    expect(cursor.ok && cursor.frontier.includes(0, 1, 0)).toBe(false);
+    clock.advance(1000);
+    const a2 = sink.written.find((w) => w.envelope.data === 'a2')!;
+    expect(a2.envelope.elided).toBe(1);
+    const after = parseCursor(a2.cursor, 'el', 1);
+    expect(after.ok && after.frontier.includes(0, 2, 0)).toBe(true);
+  });
 });
