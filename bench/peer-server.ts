@@ -4,7 +4,7 @@
  * edgepush one is here; the nginx + Nchan one is in nchan-server.ts.
  */
 import type { ChildProcess } from 'node:child_process';
-import { cpuSeconds, historyFlags, rssKiB, startServerChild } from './server-process.js';
+import { cpuSeconds, cpuTimes, historyFlags, rssKiB, startServerChild } from './server-process.js';
 
 export interface PublishTarget {
   /** Path and body of the one request that publishes `payload` (JSON text) to `channel`. */
@@ -23,6 +23,8 @@ export interface ServerUnderTest {
   readonly publishTarget: PublishTarget;
   /** User + system CPU seconds of all its processes so far. */
   cpuSeconds(): number;
+  /** The part of cpuSeconds() spent in the kernel (system calls, the TCP stack). */
+  kernelCpuSeconds(): number;
   /** Resident memory, in KiB, of the process that holds the connections. */
   rssKiB(): number;
   /**
@@ -54,6 +56,7 @@ export async function startEdgepush(messagesPerChannel: number, payloadBytes: nu
     child: server.child,
     publishTarget: EDGEPUSH_PUBLISH,
     cpuSeconds: () => cpuSeconds(server.pid),
+    kernelCpuSeconds: () => cpuTimes(server.pid).kernel,
     rssKiB: () => rssKiB(server.pid),
     // Every edgepush subscriber was confirmed by the server (subscribed op, first event) before `ready`.
     confirmSubscribers: async () => {},

@@ -10,6 +10,7 @@ export interface ModeFigures {
   readonly mode: 'flat' | 'steady';
   readonly deliveredPerSec?: number | null;
   readonly serverCpuUsPerDelivery?: number | null;
+  readonly serverKernelUsPerDelivery?: number | null;
   readonly serverCpuPercent?: number | null;
   readonly loadCpuPercent?: number | null;
   readonly latencyMs?: { readonly p50: number; readonly p99: number };
@@ -51,6 +52,7 @@ function rows(steadyRate: number): Row[] {
   return [
     { label: 'deliveries/s, flat out', value: (line) => line.flat?.deliveredPerSec, format: integer },
     { label: 'server CPU µs per delivery, flat out', value: (line) => line.flat?.serverCpuUsPerDelivery, format: fixed(2) },
+    { label: '… of which in the kernel', value: (line) => line.flat?.serverKernelUsPerDelivery, format: fixed(2) },
     { label: 'load generator + publisher CPU %, flat out', value: (line) => line.flat?.loadCpuPercent, format: fixed(1) },
     { label: `p50 ms ${steady}`, value: (line) => line.steady?.latencyMs?.p50, format: fixed(2) },
     { label: `p99 ms ${steady}`, value: (line) => line.steady?.latencyMs?.p99, format: fixed(2) },

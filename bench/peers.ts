@@ -142,6 +142,7 @@ async function measure(kind: ServerKind, transport: Transport, point: Point, mod
     const rssIdle = server.rssKiB();
 
     const cpuBefore = server.cpuSeconds();
+    const kernelCpuBefore = server.kernelCpuSeconds();
     const publisherCpuBefore = process.cpuUsage();
     const publishStartedAt = nowMs();
     const publishSec = await publishAll(server.baseUrl, server.publishTarget, {
@@ -155,6 +156,7 @@ async function measure(kind: ServerKind, transport: Transport, point: Point, mod
     toClient({ type: 'drain', timeoutMs: DRAIN_TIMEOUT_MS });
     const result: ResultReport = await nextMessage<FromClient, 'result'>(client, 'result', DRAIN_TIMEOUT_MS + 10_000);
     const serverCpuSec = server.cpuSeconds() - cpuBefore;
+    const serverKernelCpuSec = server.kernelCpuSeconds() - kernelCpuBefore;
     const publisherCpu = process.cpuUsage(publisherCpuBefore);
     // A crash shows up as loss too, but this says what really happened.
     server.assertRunning();
@@ -174,6 +176,8 @@ async function measure(kind: ServerKind, transport: Transport, point: Point, mod
       latencyMs: result.latencyMs,
       serverCpuSec: round2(serverCpuSec),
       serverCpuUsPerDelivery: result.delivered > 0 ? round2((serverCpuSec * 1e6) / result.delivered) : null,
+      // Of which in the kernel: the write system calls and the loopback TCP stack behind them.
+      serverKernelUsPerDelivery: result.delivered > 0 ? round2((serverKernelCpuSec * 1e6) / result.delivered) : null,
       serverCpuPercent: windowSec > 0 ? Math.round((1000 * serverCpuSec) / windowSec) / 10 : null,
       // Load generator + publisher, on their one core: near 100 % means they, not the server, set the pace.
       loadCpuPercent: windowSec > 0 ? Math.round((1000 * loadCpuSec) / windowSec) / 10 : null,

@@ -110,11 +110,17 @@ export function peakRssKiB(pid: number): number {
 
 /** User + system CPU seconds the process has used so far. */
 export function cpuSeconds(pid: number): number {
+  const { user, kernel } = cpuTimes(pid);
+  return user + kernel;
+}
+
+/** CPU seconds a process spent in its own code and in the kernel on its behalf. */
+export function cpuTimes(pid: number): { user: number; kernel: number } {
   // Fields after the parenthesised command name; utime and stime are fields 14 and 15 overall.
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   const ticksPerSecond = 100; // USER_HZ, 100 on every Linux this runs on
-  return (Number(fields[11]) + Number(fields[12])) / ticksPerSecond;
+  return { user: Number(fields[11]) / ticksPerSecond, kernel: Number(fields[12]) / ticksPerSecond };
 }
 
 /** The soft limit on open files, as the children will inherit it; undefined off Linux. */

@@ -40,6 +40,7 @@ export interface ServerOptions {
   maxBufferedBytes: number;
   /** @default 15 */
   heartbeatInterval: number;
+  tcpNoDelay: boolean;
   /** @default 2 */
   reconnectDelay: number;
   /** @default 25 */
@@ -130,6 +131,7 @@ export const OPTION_SPECS: { readonly [K in keyof ServerOptions]: OptionSpec } =
   maxPatternsPerConnection: { kind: 'integer', default: 20, min: 0, max: 10_000, description: 'Most pattern subscriptions (channels with a "+" or "#" level) on one SSE or poll request, or one WebSocket; each costs the publish path a little for every message.' },
   maxPatternLevels: { kind: 'integer', default: 16, min: 1, max: 128, description: 'Most levels in a pattern subscription.' },
   maxBufferedBytes: { kind: 'integer', default: 1_048_576, min: 65_536, description: 'Outbox limit per connection; a client over it is disconnected as slow and resumes.' },
+  tcpNoDelay: { kind: 'boolean', default: false, description: 'Send every write of a streaming connection (SSE, WebSocket, MQTT) in its own packet at once. Off: Nagle\'s algorithm joins the writes made while an earlier one is unacknowledged into one packet, as nginx does for streamed responses: about half the kernel time per delivery under load, for up to one round trip of added delay to a message that closely follows another. Long-polls and other replies always go at once.' },
   heartbeatInterval: { kind: 'number', default: 15, min: 0.05, max: 3600, description: 'Seconds between heartbeats (SSE id-only events, WebSocket pings).' },
   reconnectDelay: { kind: 'number', default: 2, min: 0, max: 3600, description: 'Seconds a client should wait before reconnecting (SSE retry:).' },
   pollTimeout: { kind: 'number', default: 25, min: 0, description: 'Seconds a long-poll waits when the request names no timeout.' },

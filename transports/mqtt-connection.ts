@@ -103,7 +103,7 @@ export class MqttConnection implements SessionSink, ControllableConnection {
     this.identity = ctx.auth.anonymous;
     this.session = new Session(ctx.engine, this, { maxBufferedBytes: ctx.options.maxBufferedBytes });
     this.#ops = new TokenBucket(ctx.options.opRate, burstFor(ctx.options.opRate));
-    this.#outbox = webSocketOutbox(socket, () => this.session.drained());
+    this.#outbox = webSocketOutbox(socket, ctx.options.tcpNoDelay, () => this.session.drained());
     this.#parser = mqttPacket.parser({ protocolVersion: 5 });
     this.#parser.on('packet', (packet: Packet) => this.#enqueue(packet));
     this.#parser.on('error', (error: Error) => this.#protocolError(`malformed packet: ${error.message}`));

@@ -45,7 +45,7 @@ class SseStream implements SessionSink, ControllableConnection {
   constructor(private readonly socket: Socket, private readonly ctx: TransportContext, readonly identity: Identity, private readonly delta: DeltaCodec | null) {
     this.session = new Session(ctx.engine, this, { maxBufferedBytes: ctx.options.maxBufferedBytes });
     // A conflating stream catches up once its buffer is written out.
-    this.#outbox = new TurnOutbox(socket, () => this.session.drained());
+    this.#outbox = new TurnOutbox(socket, ctx.options.tcpNoDelay, () => this.session.drained());
   }
 
   get user(): string | undefined {

@@ -8,9 +8,9 @@ import { Socket } from 'node:net';
 import type WebSocket from 'ws';
 import { TurnOutbox } from './turn-outbox.js';
 
-/** `onWritable`: as TurnOutbox's (a conflating session catches up). */
-export function webSocketOutbox(socket: WebSocket, onWritable: () => void): TurnOutbox {
+/** `tcpNoDelay`, `onWritable`: as TurnOutbox's (a conflating session catches up). */
+export function webSocketOutbox(socket: WebSocket, tcpNoDelay: boolean, onWritable: () => void): TurnOutbox {
   const raw = (socket as unknown as { _socket?: unknown })._socket;
   if (!(raw instanceof Socket)) throw new Error('the WebSocket has no TCP socket to write to');
-  return new TurnOutbox(raw, onWritable, () => socket.readyState === socket.OPEN);
+  return new TurnOutbox(raw, tcpNoDelay, onWritable, () => socket.readyState === socket.OPEN);
 }

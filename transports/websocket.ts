@@ -70,7 +70,7 @@ class WebSocketConnection implements SessionSink, ControllableConnection {
   constructor(private readonly socket: WebSocket, private readonly ctx: TransportContext, identity: Identity) {
     this.session = new Session(ctx.engine, this, { maxBufferedBytes: ctx.options.maxBufferedBytes });
     // A conflating socket catches up once the TCP socket has written out what it held.
-    this.#outbox = webSocketOutbox(socket, () => this.session.drained());
+    this.#outbox = webSocketOutbox(socket, ctx.options.tcpNoDelay, () => this.session.drained());
     this.identity = identity;
     this.#ops = new TokenBucket(ctx.options.opRate, burstFor(ctx.options.opRate));
     this.#publishes = new TokenBucket(ctx.options.publishRate, burstFor(ctx.options.publishRate));

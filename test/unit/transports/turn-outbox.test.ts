@@ -37,7 +37,7 @@ describe('TurnOutbox', () => {
       writes.push(Buffer.from(chunk));
       return write(chunk);
     }) as Socket['write'];
-    const outbox = new TurnOutbox(pair.server);
+    const outbox = new TurnOutbox(pair.server, true);
     outbox.write(Buffer.from('one '));
     outbox.write(Buffer.from('two '));
     outbox.write(Buffer.from('three'));
@@ -55,7 +55,7 @@ describe('TurnOutbox', () => {
   it('writes at once on flush(), so bytes written around it (a close frame, the end) stay in order', async () => {
     const pair = await socketPair();
     cleanups.push(pair.close);
-    const outbox = new TurnOutbox(pair.server);
+    const outbox = new TurnOutbox(pair.server, true);
     outbox.write(Buffer.from('last words'));
     outbox.flush();
     pair.server.end('.');
@@ -70,7 +70,7 @@ describe('TurnOutbox', () => {
     cleanups.push(pair.close);
     let open = true;
     let writable = 0;
-    const outbox = new TurnOutbox(pair.server, () => writable++, () => open);
+    const outbox = new TurnOutbox(pair.server, true, () => writable++, () => open);
     outbox.write(Buffer.from('sent'));
     outbox.flush();
     expect(writable).toBe(1);
