@@ -1,4 +1,7 @@
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import type { Metrics } from '../../../src/metrics.js';
+import { PushError } from '../../../src/errors.js';
+import { ConnectionGuard } from '../../../transports/connection-guard.js';
 import { ConnectionCounter } from '../../../src/limits/connection-counter.js';
 import { KeyedRateLimiter, TokenBucket } from '../../../src/limits/token-bucket.js';
 import { jsonTooDeep } from '../../../src/protocol/json-depth.js';
@@ -20,6 +23,31 @@ describe('token bucket', () => {
     expect(limiter.take('a', 1, 0)).toBe(true);
     expect(limiter.take('a', 1, 0)).toBe(false);
     expect(limiter.take('b', 1, 0)).toBe(true);
+  });
+});
+
+describe('connection guard', () => {
+  afterEach(() => vi.restoreAllMocks());
+  const metrics = { limited: () => {} } as unknown as Metrics;
+  const refusalOf = (attempt: () => void): PushError => {
+    try {
+      attempt();
+    } catch (error) {
+      return error as PushError;
+    }
+    throw new Error('not refused');
+  };
+
+  it('asks a client over the connection rate to wait at least a second, even when the clock moves while it is refused', () => {
+    const guard = new ConnectionGuard({ maxConnections: 100, maxConnectionsPerIp: 100, connectionRatePerIp: 10, publishRate: 10 }, metrics);
+    let now = 1_000_000;
+    vi.spyOn(Date, 'now').mockImplementation(() => now);
+    for (let i = 0; i < 20; i++) guard.request('a');
+    // The refusal is decided at `now`; by the time the hint is computed, 150 ms (1.5 tokens) passed.
+    vi.spyOn(Date, 'now').mockImplementationOnce(() => now).mockImplementation(() => now + 150);
+    const refusal = refusalOf(() => guard.request('a'));
+    expect(refusal.code).toBe('too_many_connections');
+    expect(refusal.retryAfter).toBeGreaterThanOrEqual(1);
   });
 });
 
