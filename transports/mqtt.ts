@@ -10,6 +10,8 @@ import { MqttConnection } from './mqtt-connection.js';
 import { upgradeGuard } from './upgrade-guard.js';
 import { MqttSessions } from './mqtt-sessions.js';
 import type { ControlLog } from '../src/log/control.js';
+import { forgetUpgradeRequest } from './http-detach.js';
+import { onWebSocketError } from './protocol-errors.js';
 
 /** The WebSocket subprotocols an MQTT client offers; the first one offered that we speak is chosen. */
 export function chooseSubprotocol(offered: ReadonlySet<string>): string | false {
@@ -32,6 +34,7 @@ export function registerMqtt(app: FastifyInstance, ctx: TransportContext, contro
     handler: guard.handler,
     wsHandler: (socket: WebSocket, request) => {
       const release = guard.releaseOf(request);
+      forgetUpgradeRequest(socket, request.raw.socket, (error) => onWebSocketError(ctx, error, socket));
       const connection = new MqttConnection(socket, ctx, sessions, () => {
         connections.delete(connection);
         release();

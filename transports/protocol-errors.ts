@@ -5,7 +5,10 @@
  * never logged, so a flood of them cannot become a flood of log lines.
  */
 import type { Socket } from 'node:net';
+import type { WebSocket } from 'ws';
 import { ERROR_CODES, PushError, type ErrorCode } from '../src/errors.js';
+import type { TransportContext } from './context.js';
+import { countRefusal } from './http-errors.js';
 
 /** Request line plus headers the server reads (Node's default is 16 KiB). */
 export const MAX_HEADER_BYTES = 65_536;
@@ -40,4 +43,16 @@ export function answerClientError(error: Error & { code?: string; rawPacket?: un
 export function isFrameError(error: unknown): error is Error {
   const code = error instanceof Error ? (error as { code?: unknown }).code : undefined;
   return typeof code === 'string' && code.startsWith('WS_ERR_');
+}
+
+/**
+ * An error on an established WebSocket (the WebSocket and MQTT transports). A malformed frame (bad
+ * UTF-8, over maxPayload, a protocol error) is the client's: ws closes the socket itself with
+ * 1007 / 1009 / 1002, and it is counted, not logged. Anything else is ours: logged, and the
+ * socket is cut.
+ */
+export function onWebSocketError(ctx: TransportContext, error: Error, socket: WebSocket): void {
+  if (isFrameError(error)) return countRefusal(ctx.metrics, 'ws', new PushError('bad_request', error.message));
+  ctx.logError(error, 'websocket failed');
+  socket.terminate();
 }

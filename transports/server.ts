@@ -36,7 +36,7 @@ import { registerOperatorRoutes } from './operator-routes.js';
 import { checkMetricsAccess } from './metrics-access.js';
 import type { StatusSampler } from '../src/status.js';
 import { chooseSubprotocol, registerMqtt } from './mqtt.js';
-import { MAX_HEADER_BYTES, answerClientError, isFrameError } from './protocol-errors.js';
+import { MAX_HEADER_BYTES, answerClientError, onWebSocketError } from './protocol-errors.js';
 
 export interface ServerParts {
   readonly options: ServerOptions;
@@ -113,13 +113,9 @@ export async function buildServer(parts: ServerParts): Promise<FastifyInstance> 
   };
   await app.register(websocketPlugin, {
     options: { maxPayload: maxWebSocketPayload(options.maxMessageBytes), perMessageDeflate: false, handleProtocols: chooseSubprotocol },
-    // A malformed frame (bad UTF-8, over maxPayload, a protocol error) is the client's: ws closes
-    // the socket itself with 1007 / 1009 / 1002, and it is counted, not logged. Anything else is ours.
-    errorHandler: (error, socket) => {
-      if (isFrameError(error)) return countRefusal(metrics, 'ws', new PushError('bad_request', error.message));
-      ctx.logError(error, 'websocket failed');
-      socket.terminate();
-    },
+    // Errors thrown by a route's handler; a socket's own errors go to the same function, through
+    // the listener each transport puts on with forgetUpgradeRequest (http-detach.ts).
+    errorHandler: (error, socket) => onWebSocketError(ctx, error, socket),
   });
   registerCors(app, ctx.cors);
   closeSilentConnections(app, options.headerTimeout * 1000);

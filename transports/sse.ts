@@ -17,6 +17,7 @@ import { countRefusal, sendError, toPushError } from './http-errors.js';
 import { channelsParam, deltaParam, maxRateParam, onSlowParam, snapshotParam, stringParam } from './request-params.js';
 import type { SubscribeOptions } from '../src/resume/resumer.js';
 import { SSE_MESSAGE, sseCursor, sseDisconnect, sseHello, sseNotice, ssePreamble, sseReset, sseResponseHead } from './sse-format.js';
+import { detachFromHttpServer } from './http-detach.js';
 import { TurnOutbox } from './turn-outbox.js';
 
 /** After a disconnect notice, how long a client that reads nothing may keep the socket. */
@@ -197,6 +198,8 @@ export function registerSse(app: FastifyInstance, ctx: TransportContext): void {
     });
     // ctx.log, not request.log: a long-lived listener must not keep the request's objects alive.
     socket.on('error', (error) => ctx.log.debug({ err: error }, 'sse stream error'));
+    // The HTTP server's parser and objects are not needed for the rest of the stream's life.
+    detachFromHttpServer(socket);
 
     stream.writeHead(sseResponseHead(ctx.cors.headers(request.headers.origin)));
     session.writeControl(ssePreamble(options.reconnectDelay * 1000, options.heartbeatInterval * 1000));

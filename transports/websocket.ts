@@ -23,6 +23,8 @@ import { webSocketOutbox } from './websocket-outbox.js';
 import { newSessionId, type ControllableConnection } from './connection-registry.js';
 import { WS_MESSAGE, encodeOp, type ServerOp } from './websocket-format.js';
 import { opIdOf, parseClientOp, parseJsonFrame, type ClientOp } from './websocket-ops.js';
+import { forgetUpgradeRequest } from './http-detach.js';
+import { onWebSocketError } from './protocol-errors.js';
 
 /** Room for the op's own fields around a payload of the largest allowed size. */
 const FRAME_OVERHEAD_BYTES = 4096;
@@ -386,6 +388,7 @@ export function registerWebSocket(app: FastifyInstance, ctx: TransportContext): 
     handler: guard.handler,
     wsHandler: (socket, request) => {
       const release = guard.releaseOf(request);
+      forgetUpgradeRequest(socket, request.raw.socket, (error) => onWebSocketError(ctx, error, socket));
       const query = request.query as Record<string, unknown>;
       const subsCursor = typeof query['cursor'] === 'string' ? query['cursor'] : undefined;
       let credential: string | undefined;

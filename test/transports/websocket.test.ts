@@ -2,6 +2,7 @@ import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningServer } from '../../src/start.js';
 import { publish, startTestServer } from '../helpers/server.js';
+import { metricValue, scrapeMetrics } from '../helpers/limit-clients.js';
 import { WsTestClient } from '../helpers/ws-client.js';
 import { runConformance } from './conformance.js';
 
@@ -101,6 +102,23 @@ describe('WebSocket specifics', () => {
     const client = new WsTestClient(server.url, ['ws/still-up']);
     await client.ready;
     client.drop();
+  });
+
+  it.each([
+    ['/v1/ws', undefined],
+    ['/mqtt', 'mqtt'],
+  ])('counts a malformed frame on %s once as the client\'s bad input, after ws closed the socket with 1007', async (path, protocol) => {
+    const metric = { transport: 'ws', code: 'bad_request' };
+    const before = metricValue(await scrapeMetrics(server.url), 'edgepush_bad_input_total', metric);
+    const socket = new WebSocket(`${server.url.replace('http', 'ws')}${path}`, protocol);
+    await new Promise((resolve) => socket.once('open', resolve));
+    const closed = new Promise<number>((resolve) => socket.once('close', resolve));
+    socket.on('error', () => {});
+    // A text frame that is not UTF-8: ws refuses it below the transport.
+    socket.send(Buffer.from([0xc3, 0x28]), { binary: false });
+    expect(await closed).toBe(1007);
+    // Counted when ws reported the frame, before it sent the close.
+    expect(metricValue(await scrapeMetrics(server.url), 'edgepush_bad_input_total', metric)).toBe(before + 1);
   });
 
   it('tells clients to reconnect with close code 4001 when the server shuts down', async () => {
