@@ -20,6 +20,8 @@ export class Ring {
   #head = 0;
   #count = 0;
   #bytes = 0;
+  /** True once the ring holds messages of more than one partition (until it is empty again). */
+  #mixed = false;
 
   constructor(
     private readonly limits: RingLimits,
@@ -42,6 +44,7 @@ export class Ring {
   }
 
   push(message: PreparedMessage, now: number): void {
+    if (this.#count > 0 && (this.#at(this.#count - 1) as PreparedMessage).partition !== message.partition) this.#mixed = true;
     if (this.#count === this.#slots.length) {
       if (this.#count < this.limits.maxCount) this.#grow();
       else this.#evictOldest();
@@ -61,6 +64,16 @@ export class Ring {
 
   /** Messages the holder of `cursor` does not have yet, oldest first. */
   since(cursor: Frontier): PreparedMessage[] {
+    if (!this.#mixed) {
+      // One partition, in log order: what a cursor covers is a prefix of the ring. Scanning back
+      // from the newest stops at the first covered message, so a poll or resume that is nearly
+      // caught up reads a few messages, not the whole ring.
+      let first = this.#count;
+      while (first > 0 && !(this.#at(first - 1) as PreparedMessage).isCoveredBy(cursor)) first--;
+      const newer: PreparedMessage[] = new Array(this.#count - first);
+      for (let i = first; i < this.#count; i++) newer[i - first] = this.#at(i) as PreparedMessage;
+      return newer;
+    }
     const out: PreparedMessage[] = [];
     for (let i = 0; i < this.#count; i++) {
       const message = this.#at(i) as PreparedMessage;
@@ -95,6 +108,7 @@ export class Ring {
     this.#head = (this.#head + 1) % this.#slots.length;
     this.#count--;
     this.#bytes -= message.size;
+    if (this.#count === 0) this.#mixed = false;
     this.onEvict(message);
   }
 }

@@ -3,6 +3,7 @@ import { Frontier, MutableFrontier, WHOLE_RECORD } from '../../../src/log/positi
 import { PreparedMessage } from '../../../src/engine/prepared-message.js';
 import { Ring, type RingLimits } from '../../../src/engine/ring.js';
 import { payloadFromValue } from '../../../src/protocol/envelope.js';
+import { seededRandom } from '../../../src/demo/seeded-random.js';
 
 const BIG: RingLimits = { maxCount: 1_000, maxBytes: 1e9, maxAgeMs: 1e9 };
 
@@ -124,6 +125,32 @@ describe('Ring', () => {
       expect(ids(ring.since(mixed))).toEqual(['2-0', '0-1', '2-1', '0-2']);
       expect(ids(ring.since(Frontier.empty('test', 3)))).toEqual(ids(messages));
       expect(ring.since((messages[6] as PreparedMessage).frontier)).toEqual([]);
+    });
+
+    it('agrees with a check of every message for random cursors, on one partition and after others join and leave (seeded)', () => {
+      const seed = 20261203;
+      const random = seededRandom(seed);
+      const partitions = 3;
+      const make = messageFactory(partitions);
+      const { ring } = ringOf({ maxCount: 40, maxAgeMs: 1_000 });
+      const offsets = [0, 0, 0];
+      let now = 0;
+      for (let step = 0; step < 3_000; step++) {
+        // Long stretches on partition 0 alone, others joining at times; now and then a quiet spell
+        // ages everything out, and the ring starts again from empty.
+        if (random() < 0.01) now += 2_000;
+        const partition = step % 600 < 300 ? 0 : Math.floor(random() * partitions);
+        const offset = offsets[partition] as number;
+        offsets[partition] = offset + 1;
+        ring.push(make(partition, offset, { receivedAt: now }), now);
+        const held = ring.latest(ring.count);
+        const cursor = Frontier.of(
+          'test',
+          offsets.map((next) => Math.floor(random() * (next + 2)) - 1),
+          offsets.map(() => (random() < 0.5 ? WHOLE_RECORD : 0)),
+        );
+        expect(ids(ring.since(cursor)), `seed ${seed}, step ${step}`).toEqual(ids(held.filter((message) => !message.isCoveredBy(cursor))));
+      }
     });
   });
 
