@@ -28,5 +28,5 @@ HEALTHCHECK --interval=15s --timeout=5s --start-period=10s --retries=3 \
   CMD ["node", "dist/src/cli.js", "healthcheck"]
 # SIGTERM (docker stop, a pod's termination) drains for up to drainTimeout (30 s by default):
 # give docker stop a longer timeout (docker stop -t 40, or --stop-timeout on docker run).
-# --max-semi-space-size=2 (MB): the same as the edgepush command's own (see src/cli.ts).
-ENTRYPOINT ["tini", "--", "node", "--max-semi-space-size=2", "dist/src/cli.js"]
+# --max-semi-space-size=8 (MB): the same as the edgepush command's own (see src/cli.ts).
+ENTRYPOINT ["tini", "--", "node", "--max-semi-space-size=8", "dist/src/cli.js"]

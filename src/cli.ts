@@ -1,12 +1,13 @@
-#!/usr/bin/env -S node --max-semi-space-size=2
+#!/usr/bin/env -S node --max-semi-space-size=8
 /**
  * The `edgepush` command: reads options from flags, environment and an optional config file,
  * starts the server, and drains on SIGINT/SIGTERM: clients are told to reconnect elsewhere with
  * their cursors, and the process exits 0 once they are gone or drainTimeout has passed.
  *
- * --max-semi-space-size=2 (MB, V8's default is 16): a push server's garbage is short-lived and
- * small, so a young generation of a few MB collects it as cheaply, and the 30 MB or so of RSS it
- * saves is a few KB per connection at 10,000 connections (docs/benchmarks.md).
+ * --max-semi-space-size=8 (MB): a push server's garbage is short-lived and small. Left to itself,
+ * Node 24 grows the young generation far larger, which measured 12-14 KiB of RSS per idle
+ * connection at 10,000 against 5-7 with 8 MB; at 2 MB, fan-out and long-poll spent more CPU on
+ * scavenges (WebSocket about 15 % more per delivery). See docs/benchmarks.md.
  */
 import { parseArgs } from 'node:util';
 import { checkConfig } from './check-config.js';

@@ -169,7 +169,7 @@ describe('Dockerfile', () => {
 
   it('runs the server under tini, so signals reach it and children are reaped', () => {
     expect(runtime).toMatch(/^RUN apt-get update && apt-get install -y --no-install-recommends tini\b/m);
-    expect(JSON.parse(instruction('ENTRYPOINT') as string)).toEqual(['tini', '--', 'node', '--max-semi-space-size=2', 'dist/src/cli.js']);
+    expect(JSON.parse(instruction('ENTRYPOINT') as string)).toEqual(['tini', '--', 'node', '--max-semi-space-size=8', 'dist/src/cli.js']);
   });
 
   it('checks health with `edgepush healthcheck`, as a user other than root', () => {
