@@ -17,6 +17,7 @@ import { countRefusal, sendError, toPushError } from './http-errors.js';
 import { channelsParam, deltaParam, maxRateParam, onSlowParam, snapshotParam, stringParam } from './request-params.js';
 import type { SubscribeOptions } from '../src/resume/resumer.js';
 import { SSE_MESSAGE, sseCursor, sseDisconnect, sseHello, sseNotice, ssePreamble, sseReset, sseResponseHead } from './sse-format.js';
+import { HeartbeatWheel } from './heartbeat-wheel.js';
 import { detachFromHttpServer } from './http-detach.js';
 import { TurnOutbox } from './turn-outbox.js';
 
@@ -125,10 +126,10 @@ export function registerSse(app: FastifyInstance, ctx: TransportContext): void {
   const streams = new Set<SseStream>();
 
   /** An id-only event with each stream's current cursor. */
-  const sendCursors = (): void => {
+  const sendCursors = (to: ReadonlySet<SseStream>): void => {
     // Streams whose cursors are equal (nearly all) share one Buffer per tick.
     const shared = new Map<string, Buffer>();
-    for (const stream of streams) {
+    for (const stream of to) {
       if (!stream.subscribed) continue;
       const cursor = stream.session.idleCursor()?.toString();
       if (cursor === undefined) continue;
@@ -137,12 +138,12 @@ export function registerSse(app: FastifyInstance, ctx: TransportContext): void {
       stream.session.writeControl(bytes);
     }
   };
-  const heartbeat = setInterval(sendCursors, options.heartbeatInterval * 1000);
+  const heartbeats = new HeartbeatWheel<SseStream>(options.heartbeatInterval * 1000, sendCursors);
   ctx.onShutdown(() => {
-    clearInterval(heartbeat);
+    heartbeats.stop();
     // The newest cursor just before the goodbye: the client resumes on another node from here,
     // with less to read back than from its last message.
-    sendCursors();
+    sendCursors(streams);
     for (const stream of streams) stream.session.disconnect(DISCONNECTS.shutdown);
   });
 
@@ -185,11 +186,13 @@ export function registerSse(app: FastifyInstance, ctx: TransportContext): void {
     const stream = new SseStream(socket, ctx, identity, delta);
     const session = stream.session;
     streams.add(stream);
+    const heartbeatSlot = heartbeats.add(stream);
     ctx.registry.add(stream);
     metrics.connectionOpened('sse');
     const cancelExpiry = whenExpired(identity.expiresAt, () => session.disconnect(DISCONNECTS.tokenExpired));
     socket.once('close', () => {
       streams.delete(stream);
+      heartbeats.remove(stream, heartbeatSlot);
       ctx.registry.remove(stream);
       cancelExpiry();
       session.close();

@@ -23,6 +23,7 @@ import { webSocketOutbox } from './websocket-outbox.js';
 import { newSessionId, type ControllableConnection } from './connection-registry.js';
 import { WS_MESSAGE, encodeOp, type ServerOp } from './websocket-format.js';
 import { opIdOf, parseClientOp, parseJsonFrame, type ClientOp } from './websocket-ops.js';
+import { HeartbeatWheel } from './heartbeat-wheel.js';
 import { forgetUpgradeRequest } from './http-detach.js';
 import { onWebSocketError } from './protocol-errors.js';
 
@@ -370,11 +371,11 @@ export function maxWebSocketPayload(maxMessageBytes: number): number {
 
 export function registerWebSocket(app: FastifyInstance, ctx: TransportContext): void {
   const connections = new Set<WebSocketConnection>();
-  const heartbeat = setInterval(() => {
-    for (const connection of connections) connection.heartbeat();
-  }, ctx.options.heartbeatInterval * 1000);
+  const heartbeats = new HeartbeatWheel<WebSocketConnection>(ctx.options.heartbeatInterval * 1000, (slot) => {
+    for (const connection of slot) connection.heartbeat();
+  });
   ctx.onShutdown(() => {
-    clearInterval(heartbeat);
+    heartbeats.stop();
     for (const connection of connections) connection.session.disconnect(DISCONNECTS.shutdown);
   });
 
@@ -400,6 +401,7 @@ export function registerWebSocket(app: FastifyInstance, ctx: TransportContext): 
       }
       const connection = new WebSocketConnection(socket, ctx, ctx.auth.anonymous);
       connections.add(connection);
+      const heartbeatSlot = heartbeats.add(connection);
       ctx.registry.add(connection);
       ctx.metrics.connectionOpened('ws');
       socket.on('message', (data, isBinary) => connection.onFrame(data, isBinary));
@@ -409,6 +411,7 @@ export function registerWebSocket(app: FastifyInstance, ctx: TransportContext): 
       socket.on('error', (error) => ctx.log.debug({ err: error }, 'websocket error'));
       socket.on('close', () => {
         connections.delete(connection);
+        heartbeats.remove(connection, heartbeatSlot);
         ctx.registry.remove(connection);
         connection.close();
         connection.session.close();
