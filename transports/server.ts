@@ -197,12 +197,19 @@ function registerJsonBodies(app: FastifyInstance, maxDepth: number): void {
     if (jsonTooDeep(text, maxDepth)) return done(new PushError('bad_json', `request body nests arrays and objects more than ${maxDepth} levels deep`), undefined);
     if (text.trim() === '') return done(new PushError('bad_json', 'request body is empty; send a JSON object'), undefined);
     try {
-      done(null, JSON.parse(text, dropProto));
+      done(null, JSON.parse(text, MAY_NAME_PROTO.test(text) ? dropProto : undefined));
     } catch (error) {
       done(new PushError('bad_json', `request body is not valid JSON: ${(error as Error).message}`), undefined);
     }
   });
 }
+
+/**
+ * Text that may hold a `__proto__` key: spelled out, or with a \u escape in it. Only such a body
+ * goes through the reviver, which makes a parse about five times slower (4.7 against 0.85 µs for
+ * a 250-byte publish body).
+ */
+const MAY_NAME_PROTO = /__proto__|\\u/;
 
 /** `__proto__` keys are dropped (as fastify's own parser does), so no body can reach a prototype. */
 function dropProto(key: string, value: unknown): unknown {
