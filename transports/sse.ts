@@ -172,6 +172,9 @@ export function registerSse(app: FastifyInstance, ctx: TransportContext): void {
       cursorText = (Array.isArray(header) ? header[0] : header) ?? stringParam(query, 'lastEventId');
       // Entitlements before the stream opens, so a refusal is an HTTP status the client can read.
       ctx.resumer.checkSubscribe(identity, channels);
+      // A request pipelined behind another on its connection gets the socket only once the one
+      // before it is answered, which a stream never is: it cannot become a stream, nor hold a slot.
+      if (!reply.raw.socket) throw new PushError('bad_request', 'an event stream cannot follow another request still in flight on its connection; open it on a connection of its own');
       release = ctx.guard.admit(request.ip);
     } catch (error) {
       const pushError = toPushError(error);

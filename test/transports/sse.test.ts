@@ -1,6 +1,9 @@
+import { once } from 'node:events';
+import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningServer } from '../../src/start.js';
 import { publish, startTestServer } from '../helpers/server.js';
+import { metricValue, scrapeMetrics } from '../helpers/limit-clients.js';
 import { SseTestClient } from '../helpers/sse-client.js';
 import { runConformance } from './conformance.js';
 
@@ -64,5 +67,34 @@ describe('SSE specifics', () => {
       expect(response.status).toBe(status);
       expect(((await response.json()) as { error: { code: string } }).error.code).toBe(code);
     }
+  });
+});
+
+describe('SSE behind another request on the same connection', () => {
+  let server: RunningServer;
+  beforeAll(async () => {
+    server = await startTestServer({ maxConnectionsPerIp: 2 });
+  });
+  afterAll(async () => {
+    await server.close();
+  });
+
+  it('does not count a stream requested behind another one on its connection: the address can still open its two', async () => {
+    // Three stream requests in one write: the first becomes a stream, the two behind it never can.
+    const { port } = new URL(server.url);
+    const socket = connect(Number(port), '127.0.0.1');
+    await once(socket, 'connect');
+    let head = '';
+    const opened = new Promise<void>((resolve) => socket.on('data', (chunk: Buffer) => (head += chunk.toString()).includes('event: hello') && resolve()));
+    const request = (channel: string): string => `GET /v1/sse?channel=${channel} HTTP/1.1\r\nHost: x\r\n\r\n`;
+    socket.write(request('piped/a') + request('piped/b') + request('piped/c'));
+    await opened;
+    socket.destroy();
+    // Gone on the server's side too (its close releases what the stream held).
+    await expect.poll(async () => metricValue(await scrapeMetrics(server.url), 'edgepush_connections', { transport: 'sse' })).toBe(0);
+    // The address's limit is 2: both must open once the piped connection is gone.
+    const streams = [new SseTestClient(server.url, ['piped/d']), new SseTestClient(server.url, ['piped/e'])];
+    await Promise.all(streams.map((stream) => stream.ready));
+    for (const stream of streams) stream.drop();
   });
 });
