@@ -18,6 +18,14 @@
 import { ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { WebSocket } from 'ws';
+import { MAX_HEADER_BYTES } from './protocol-errors.js';
+
+/**
+ * Most a detached socket may have read in all, its request included: a request as large as the
+ * server accepts, and 16 KiB after it. An EventSource sends nothing once its request is out; a
+ * client that goes on sending is cut rather than read for ever.
+ */
+const MAX_BYTES_READ = MAX_HEADER_BYTES + 16 * 1024;
 
 /** What Node's HTTP parser binding offers on `socket.parser`, as far as the detach uses it. */
 interface HttpParser {
@@ -79,9 +87,9 @@ export function detachFromHttpServer(socket: Socket): boolean {
   // Not now: this may still run inside a callback of the parser's own.
   setImmediate(closeParser, parser);
 
-  // Keep reading, so that the client's end is seen; what it sends meanwhile is nobody's. These
-  // listeners are module functions, not closures here: a closure would share this call's scope
-  // and keep the parser alive through it.
+  // Keep reading, so that the client's end is seen; what it sends meanwhile is nobody's (up to
+  // MAX_BYTES_READ). These listeners are module functions, not closures here: a closure would
+  // share this call's scope and keep the parser alive through it.
   raw.on('data', discard);
   raw.on('end', destroyOnEnd);
   return true;
@@ -91,7 +99,9 @@ function closeParser(parser: HttpParser): void {
   parser.close();
 }
 
-function discard(): void {}
+function discard(this: Socket): void {
+  if (this.bytesRead > MAX_BYTES_READ) this.destroy();
+}
 
 /** The HTTP server's socket allows a half-open connection; a stream whose reader left is done. */
 function destroyOnEnd(this: Socket): void {

@@ -79,6 +79,17 @@ describe('detachFromHttpServer', () => {
     expect(client.text().match(/HTTP\/1\.1/g)).toHaveLength(1);
   });
 
+  it('cuts a client that goes on sending well past any request, instead of reading it for ever', async () => {
+    const { port, streams } = await streamingServer();
+    const client = await rawClient(port, GET);
+    await client.until('data: first');
+    const closed = once(streams[0] as Socket, 'close');
+    client.socket.on('error', () => {});
+    client.socket.write(Buffer.alloc(128 * 1024, 'x'));
+    await closed;
+    expect((streams[0] as Socket).destroyed).toBe(true);
+  });
+
   it('closes the socket when the client ends its side, so the transport sees the stream end', async () => {
     const { port, streams } = await streamingServer();
     const client = await rawClient(port, GET);
