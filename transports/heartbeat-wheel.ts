@@ -6,7 +6,8 @@
  * published meanwhile waits behind them (the p99 of a steady load jumps whenever the tick lands in
  * its window). The wheel puts each connection in one of its slots, round robin, and visits one
  * slot per tick, so a tick writes to a slice of the connections and each connection is still
- * visited exactly once per interval.
+ * visited exactly once per interval. It holds every open connection of its transport, so it is
+ * also where the transport finds them all (at shutdown).
  */
 
 /** Ticks no closer than this: at the default 15 s interval, 150 slots of 100 ms. */
@@ -35,6 +36,11 @@ export class HeartbeatWheel<T> {
 
   remove(connection: T, slot: number): void {
     this.#slots[slot]?.delete(connection);
+  }
+
+  /** Every connection, slot by slot. */
+  *[Symbol.iterator](): IterableIterator<T> {
+    for (const slot of this.#slots) yield* slot;
   }
 
   stop(): void {

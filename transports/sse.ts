@@ -123,10 +123,9 @@ class SseStream implements SessionSink, ControllableConnection {
 
 export function registerSse(app: FastifyInstance, ctx: TransportContext): void {
   const { options, metrics } = ctx;
-  const streams = new Set<SseStream>();
 
   /** An id-only event with each stream's current cursor. */
-  const sendCursors = (to: ReadonlySet<SseStream>): void => {
+  const sendCursors = (to: Iterable<SseStream>): void => {
     // Streams whose cursors are equal (nearly all) share one Buffer per tick.
     const shared = new Map<string, Buffer>();
     for (const stream of to) {
@@ -138,9 +137,10 @@ export function registerSse(app: FastifyInstance, ctx: TransportContext): void {
       stream.session.writeControl(bytes);
     }
   };
-  const heartbeats = new HeartbeatWheel<SseStream>(options.heartbeatInterval * 1000, sendCursors);
+  /** Every open stream, its heartbeats spread over the interval. */
+  const streams = new HeartbeatWheel<SseStream>(options.heartbeatInterval * 1000, sendCursors);
   ctx.onShutdown(() => {
-    heartbeats.stop();
+    streams.stop();
     // The newest cursor just before the goodbye: the client resumes on another node from here,
     // with less to read back than from its last message.
     sendCursors(streams);
@@ -188,14 +188,12 @@ export function registerSse(app: FastifyInstance, ctx: TransportContext): void {
     const socket = reply.raw.socket as Socket;
     const stream = new SseStream(socket, ctx, identity, delta);
     const session = stream.session;
-    streams.add(stream);
-    const heartbeatSlot = heartbeats.add(stream);
+    const slot = streams.add(stream);
     ctx.registry.add(stream);
     metrics.connectionOpened('sse');
     const cancelExpiry = whenExpired(identity.expiresAt, () => session.disconnect(DISCONNECTS.tokenExpired));
     socket.once('close', () => {
-      streams.delete(stream);
-      heartbeats.remove(stream, heartbeatSlot);
+      streams.remove(stream, slot);
       ctx.registry.remove(stream);
       cancelExpiry();
       session.close();

@@ -370,12 +370,12 @@ export function maxWebSocketPayload(maxMessageBytes: number): number {
 }
 
 export function registerWebSocket(app: FastifyInstance, ctx: TransportContext): void {
-  const connections = new Set<WebSocketConnection>();
-  const heartbeats = new HeartbeatWheel<WebSocketConnection>(ctx.options.heartbeatInterval * 1000, (slot) => {
+  /** Every open connection, its pings spread over the interval. */
+  const connections = new HeartbeatWheel<WebSocketConnection>(ctx.options.heartbeatInterval * 1000, (slot) => {
     for (const connection of slot) connection.heartbeat();
   });
   ctx.onShutdown(() => {
-    heartbeats.stop();
+    connections.stop();
     for (const connection of connections) connection.session.disconnect(DISCONNECTS.shutdown);
   });
 
@@ -400,8 +400,7 @@ export function registerWebSocket(app: FastifyInstance, ctx: TransportContext): 
         credentialProblem = error;
       }
       const connection = new WebSocketConnection(socket, ctx, ctx.auth.anonymous);
-      connections.add(connection);
-      const heartbeatSlot = heartbeats.add(connection);
+      const slot = connections.add(connection);
       ctx.registry.add(connection);
       ctx.metrics.connectionOpened('ws');
       socket.on('message', (data, isBinary) => connection.onFrame(data, isBinary));
@@ -410,8 +409,7 @@ export function registerWebSocket(app: FastifyInstance, ctx: TransportContext): 
       });
       socket.on('error', (error) => ctx.log.debug({ err: error }, 'websocket error'));
       socket.on('close', () => {
-        connections.delete(connection);
-        heartbeats.remove(connection, heartbeatSlot);
+        connections.remove(connection, slot);
         ctx.registry.remove(connection);
         connection.close();
         connection.session.close();

@@ -62,6 +62,8 @@ describe('HeartbeatWheel', () => {
       }
     }
     wheel.stop();
+    // It holds exactly the open connections: what a shutdown goes through.
+    expect(new Set(wheel)).toEqual(new Set(open.keys()));
     // Every connection open for a whole interval was visited.
     expect([...open.keys()].filter((connection) => connection < next - 100 && !lastVisit.has(connection))).toEqual([]);
   });
