@@ -28,11 +28,9 @@ export class ConnectionGuard {
 
   /** A new connection from `address` (checked at its first request). */
   request(address: string): void {
-    const now = Date.now();
-    if (this.#requests.take(address, 1, now)) return;
+    const retryAfter = this.#requests.tryTake(address);
+    if (retryAfter === 0) return;
     this.metrics.limited('connection_rate_per_ip');
-    // Both at the same instant: a clock read later may find the token refilled and say 0.
-    const retryAfter = Math.max(1, this.#requests.waitSeconds(address, 1, now));
     throw new PushError('too_many_connections', `more than ${this.options.connectionRatePerIp} new connections per second from your address`, { retryAfter });
   }
 
@@ -53,9 +51,9 @@ export class ConnectionGuard {
     // A batch over the burst could never pass, however long the client waited: not a 429.
     const burst = burstFor(this.options.publishRate);
     if (count > burst) throw new PushError('bad_request', `a batch of ${count} messages is over the publish burst of ${Math.floor(burst)} (twice publishRate): split it`);
-    const now = Date.now();
-    if (this.#publishes.take(client, count, now)) return;
+    const retryAfter = this.#publishes.tryTake(client, count);
+    if (retryAfter === 0) return;
     this.metrics.limited('publish_rate');
-    throw new PushError('rate_limited', `more than ${this.options.publishRate} published messages per second`, { retryAfter: Math.max(1, this.#publishes.waitSeconds(client, count, now)) });
+    throw new PushError('rate_limited', `more than ${this.options.publishRate} published messages per second`, { retryAfter });
   }
 }

@@ -51,13 +51,15 @@ export class KeyedRateLimiter {
     this.#buckets = new LRUCache({ max: maxKeys });
   }
 
-  /** Takes from `key`'s bucket: true when allowed. */
-  take(key: string, cost = 1, now = Date.now()): boolean {
-    return this.#bucket(key, now).take(cost, now);
-  }
-
-  waitSeconds(key: string, cost = 1, now = Date.now()): number {
-    return this.#bucket(key, now).waitSeconds(cost, now);
+  /**
+   * Takes from `key`'s bucket: 0 when allowed, else the whole seconds until it would be, at least 1
+   * (the Retry-After hint). Both at one instant: a second reading of the clock could find the
+   * tokens refilled and say 0.
+   */
+  tryTake(key: string, cost = 1, now = Date.now()): number {
+    const bucket = this.#bucket(key, now);
+    if (bucket.take(cost, now)) return 0;
+    return Math.max(1, bucket.waitSeconds(cost, now));
   }
 
   #bucket(key: string, now: number): TokenBucket {

@@ -20,9 +20,10 @@ describe('token bucket', () => {
 
   it('keeps one bucket per key', () => {
     const limiter = new KeyedRateLimiter(1, 1, 10);
-    expect(limiter.take('a', 1, 0)).toBe(true);
-    expect(limiter.take('a', 1, 0)).toBe(false);
-    expect(limiter.take('b', 1, 0)).toBe(true);
+    // 0: allowed; else the seconds to wait.
+    expect(limiter.tryTake('a', 1, 0)).toBe(0);
+    expect(limiter.tryTake('a', 1, 0)).toBe(1);
+    expect(limiter.tryTake('b', 1, 0)).toBe(0);
   });
 });
 
