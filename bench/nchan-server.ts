@@ -13,7 +13,7 @@ import { userInfo } from 'node:os';
 import { NGINX, NginxProcess, nginxAvailable, tempPathDirectives } from '../test/helpers/nginx.js';
 import { sleep } from './harness.js';
 import type { PublishTarget, ServerUnderTest } from './peer-server.js';
-import { cpuSeconds, cpuTimes, rssKiB } from './server-process.js';
+import { cpuTimes, rssKiB } from './server-process.js';
 
 /** Where Debian's libnginx-mod-nchan puts the module. */
 export const NCHAN_MODULE = '/usr/lib/nginx/modules/ngx_nchan_module.so';
@@ -63,8 +63,10 @@ export async function startNchan(limits: NchanLimits): Promise<ServerUnderTest> 
       baseUrl: nginx.url,
       pids: [master, worker],
       publishTarget: NCHAN_PUBLISH,
-      cpuSeconds: () => cpuSeconds(master) + cpuSeconds(worker),
-      kernelCpuSeconds: () => cpuTimes(master).kernel + cpuTimes(worker).kernel,
+      cpuTimes: () => {
+        const [a, b] = [cpuTimes(master), cpuTimes(worker)];
+        return { user: a.user + b.user, kernel: a.kernel + b.kernel };
+      },
       // The worker holds every connection; the master only watches it.
       rssKiB: () => rssKiB(worker),
       confirmSubscribers: (channels, subscribers, timeoutMs) => waitForSubscribers(nginx.url, channels, subscribers, timeoutMs),

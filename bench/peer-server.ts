@@ -4,7 +4,7 @@
  * edgepush one is here; the nginx + Nchan one is in nchan-server.ts.
  */
 import type { ChildProcess } from 'node:child_process';
-import { cpuSeconds, cpuTimes, historyFlags, rssKiB, startServerChild } from './server-process.js';
+import { cpuTimes, historyFlags, rssKiB, startServerChild, type CpuTimes } from './server-process.js';
 
 export interface PublishTarget {
   /** Path and body of the one request that publishes `payload` (JSON text) to `channel`. */
@@ -21,10 +21,8 @@ export interface ServerUnderTest {
   /** The child to kill if the benchmark is interrupted (nginx is killed by its own exit hook). */
   readonly child?: ChildProcess;
   readonly publishTarget: PublishTarget;
-  /** User + system CPU seconds of all its processes so far. */
-  cpuSeconds(): number;
-  /** The part of cpuSeconds() spent in the kernel (system calls, the TCP stack). */
-  kernelCpuSeconds(): number;
+  /** CPU seconds of all its processes so far, in their own code and in the kernel. */
+  cpuTimes(): CpuTimes;
   /** Resident memory, in KiB, of the process that holds the connections. */
   rssKiB(): number;
   /**
@@ -55,8 +53,7 @@ export async function startEdgepush(messagesPerChannel: number, payloadBytes: nu
     pids: [server.pid],
     child: server.child,
     publishTarget: EDGEPUSH_PUBLISH,
-    cpuSeconds: () => cpuSeconds(server.pid),
-    kernelCpuSeconds: () => cpuTimes(server.pid).kernel,
+    cpuTimes: () => cpuTimes(server.pid),
     rssKiB: () => rssKiB(server.pid),
     // Every edgepush subscriber was confirmed by the server (subscribed op, first event) before `ready`.
     confirmSubscribers: async () => {},

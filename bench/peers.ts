@@ -141,8 +141,7 @@ async function measure(kind: ServerKind, transport: Transport, point: Point, mod
     await sleep(SETTLE_MS);
     const rssIdle = server.rssKiB();
 
-    const cpuBefore = server.cpuSeconds();
-    const kernelCpuBefore = server.kernelCpuSeconds();
+    const cpuBefore = server.cpuTimes();
     const publisherCpuBefore = process.cpuUsage();
     const publishStartedAt = nowMs();
     const publishSec = await publishAll(server.baseUrl, server.publishTarget, {
@@ -155,8 +154,9 @@ async function measure(kind: ServerKind, transport: Transport, point: Point, mod
     });
     toClient({ type: 'drain', timeoutMs: DRAIN_TIMEOUT_MS });
     const result: ResultReport = await nextMessage<FromClient, 'result'>(client, 'result', DRAIN_TIMEOUT_MS + 10_000);
-    const serverCpuSec = server.cpuSeconds() - cpuBefore;
-    const serverKernelCpuSec = server.kernelCpuSeconds() - kernelCpuBefore;
+    const cpuAfter = server.cpuTimes();
+    const serverKernelCpuSec = cpuAfter.kernel - cpuBefore.kernel;
+    const serverCpuSec = cpuAfter.user - cpuBefore.user + serverKernelCpuSec;
     const publisherCpu = process.cpuUsage(publisherCpuBefore);
     // A crash shows up as loss too, but this says what really happened.
     server.assertRunning();

@@ -114,8 +114,13 @@ export function cpuSeconds(pid: number): number {
   return user + kernel;
 }
 
-/** CPU seconds a process spent in its own code and in the kernel on its behalf. */
-export function cpuTimes(pid: number): { user: number; kernel: number } {
+/** CPU seconds spent in a process's own code and in the kernel on its behalf. */
+export interface CpuTimes {
+  readonly user: number;
+  readonly kernel: number;
+}
+
+export function cpuTimes(pid: number): CpuTimes {
   // Fields after the parenthesised command name; utime and stime are fields 14 and 15 overall.
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
