@@ -6,7 +6,7 @@
  * what makes resume gap-free: a subscriber is registered and its backlog read in one step, so no
  * live message can slip between the two.
  */
-import { LRUCache } from 'lru-cache';
+import { LruMap } from './lru-map.js';
 import { Channel, type Subscriber } from './channel.js';
 import { Frontier, MutableFrontier, WHOLE_RECORD, messageId, parseCursor } from '../log/position.js';
 import { PreparedMessage } from './prepared-message.js';
@@ -113,9 +113,9 @@ export class ChannelEngine implements MessageSink {
   readonly #active = new Map<string, Channel>();
   /** Live pattern subscriptions (`a/+`, `a/#`), matched against every message's channel. */
   readonly #patterns = new PatternIndex();
-  readonly #idle: LRUCache<string, Channel>;
+  readonly #idle: LruMap<string, Channel>;
   /** Where evicted channels stopped being replayable; consulted when a name comes back. */
-  readonly #tombstones: LRUCache<string, Frontier>;
+  readonly #tombstones: LruMap<string, Frontier>;
   /** Past this frontier, any channel not in the maps or tombstones may have lost messages. */
   #forgottenThrough: Frontier;
 
@@ -132,21 +132,19 @@ export class ChannelEngine implements MessageSink {
       this.stats.deliveryErrors++;
       this.onDeliveryError(error, channel);
     };
-    this.#tombstones = new LRUCache<string, Frontier>({
-      max: options.maxIdleChannels,
-      dispose: (lost, _name, reason) => {
-        if (reason === 'evict') this.#forgottenThrough = this.#forgottenThrough.max(lost);
+    this.#tombstones = new LruMap<string, Frontier>({
+      maxCount: options.maxIdleChannels,
+      onEvict: (lost) => {
+        this.#forgottenThrough = this.#forgottenThrough.max(lost);
       },
     });
-    this.#idle = new LRUCache<string, Channel>({
-      max: options.maxIdleChannels,
+    this.#idle = new LruMap<string, Channel>({
+      maxCount: options.maxIdleChannels,
       maxSize: options.maxIdleBytes,
-      sizeCalculation: (channel) => channel.ring.bytes + channel.name.length + 128,
-      // Only our own delete() (a channel becoming active) keeps its history; every other way out
-      // of the cache loses it, and must leave a tombstone so a resume there gets a reset.
-      dispose: (_channel, name, reason) => {
-        if (reason !== 'delete') this.#forget(name);
-      },
+      sizeOf: (channel) => channel.ring.bytes + channel.name.length + 128,
+      // Only our own delete() (a channel becoming active) keeps its history; a channel pushed out
+      // loses it, and must leave a tombstone so a resume there gets a reset.
+      onEvict: (_channel, name) => this.#forget(name),
     });
   }
 
@@ -156,7 +154,7 @@ export class ChannelEngine implements MessageSink {
   }
 
   get channelCounts(): { active: number; idle: number } {
-    return { active: this.#active.size, idle: this.#idle.size };
+    return { active: this.#active.size, idle: this.#idle.count };
   }
 
   /** Distinct live pattern subscriptions (`a/+`, `a/#`). */
@@ -382,9 +380,9 @@ export class ChannelEngine implements MessageSink {
   #patternReplayableAfter(filter: CompiledFilter, held: readonly Channel[]): Frontier {
     let after = this.#forgottenThrough;
     for (const target of held) after = after.max(target.replayableAfter);
-    this.#tombstones.forEach((lost, name) => {
+    for (const [name, lost] of this.#tombstones.entries()) {
       if (matches(filter, name)) after = after.max(lost);
-    });
+    }
     return after;
   }
 
@@ -448,11 +446,8 @@ export class ChannelEngine implements MessageSink {
 
   /** (Re)inserts an idle channel so the LRU counts its current size and evicts to stay in budget. */
   #putIdle(channel: Channel): void {
-    // lru-cache only re-measures an entry when the value object changes, so take it out first.
-    this.#idle.delete(channel.name);
-    this.#idle.set(channel.name, channel);
-    // An entry over the whole budget is refused without a dispose call: it is gone all the same.
-    if (!this.#idle.has(channel.name)) this.#forget(channel.name);
+    // An entry over the whole budget is not kept: it is gone all the same.
+    if (!this.#idle.set(channel.name, channel)) this.#forget(channel.name);
   }
 
   /** An idle channel's history is dropped: remember from where it can no longer be replayed. */
@@ -464,9 +459,7 @@ export class ChannelEngine implements MessageSink {
   #activate(name: string): Channel {
     let target = this.#active.get(name);
     if (target) return target;
-    target = this.#idle.get(name);
-    if (target) this.#idle.delete(name);
-    else target = new Channel(name, this.#options.ring, this.#replayableAfterForNew(name, true));
+    target = this.#idle.delete(name) ?? new Channel(name, this.#options.ring, this.#replayableAfterForNew(name, true));
     this.#active.set(name, target);
     return target;
   }
