@@ -19,11 +19,23 @@ export class ConnectionGuard {
   readonly #connections: ConnectionCounter;
   readonly #requests: KeyedRateLimiter;
   readonly #publishes: KeyedRateLimiter;
+  /** Connections whose first request was counted (sockets, held weakly). */
+  readonly #counted = new WeakSet<object>();
 
   constructor(private readonly options: GuardOptions, private readonly metrics: Metrics) {
     this.#connections = new ConnectionCounter(options.maxConnections, options.maxConnectionsPerIp);
     this.#requests = new KeyedRateLimiter(options.connectionRatePerIp, burstFor(options.connectionRatePerIp));
     this.#publishes = new KeyedRateLimiter(options.publishRate, burstFor(options.publishRate));
+  }
+
+  /**
+   * A request on `connection` from `address`: its first request counts as a new connection against
+   * the address's rate (where the address is known, X-Forwarded-For included when trustProxy is on).
+   */
+  firstRequest(connection: object, address: string): void {
+    if (this.#counted.has(connection)) return;
+    this.#counted.add(connection);
+    this.request(address);
   }
 
   /** A new connection from `address` (checked at its first request). */

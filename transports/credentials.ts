@@ -2,12 +2,18 @@
  * Where a request's credentials are: `Authorization: Bearer <token or API key>`, else `?token=`
  * (EventSource and browser WebSockets cannot set headers). The header wins when both are there.
  */
-import type { FastifyRequest } from 'fastify';
+import type { IncomingHttpHeaders } from 'node:http';
 import { OPEN_IDENTITY, type Identity } from '../src/auth/identity.js';
 import { PushError } from '../src/errors.js';
 import type { TransportContext } from './context.js';
 
-export function credentialOf(request: FastifyRequest): string | undefined {
+/** A request as far as credentials go: a fastify request, or a raw one with its parsed query. */
+export interface CredentialSource {
+  readonly headers: IncomingHttpHeaders;
+  readonly query: unknown;
+}
+
+export function credentialOf(request: CredentialSource): string | undefined {
   const header = request.headers.authorization;
   if (header !== undefined) {
     const match = /^Bearer +(\S+) *$/i.exec(header);
@@ -20,12 +26,12 @@ export function credentialOf(request: FastifyRequest): string | undefined {
 }
 
 /** The request's identity; rejects with 401 for credentials that are not good. */
-export function identify(ctx: TransportContext, request: FastifyRequest): Promise<Identity> {
+export function identify(ctx: TransportContext, request: CredentialSource): Promise<Identity> {
   return ctx.auth.identify(credentialOf(request));
 }
 
 /** The server API: an API key and nothing else (anything goes in open mode). */
-export async function requireApiKey(ctx: TransportContext, request: FastifyRequest): Promise<Identity> {
+export async function requireApiKey(ctx: TransportContext, request: CredentialSource): Promise<Identity> {
   if (ctx.auth.open) return OPEN_IDENTITY;
   const credential = credentialOf(request);
   if (credential === undefined) throw new PushError('unauthorized', 'the server API needs an API key (Authorization: Bearer <api key>)');

@@ -2,7 +2,7 @@
  * The HTTP server: one fastify app with every transport registered on it. It wires, it does not
  * decide: each route lives in its own file and talks to the engine through the TransportContext.
  */
-import type { IncomingMessage } from 'node:http';
+import { createServer, type IncomingMessage, type RequestListener, type Server } from 'node:http';
 import type { Socket } from 'node:net';
 import websocketPlugin from '@fastify/websocket';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
@@ -18,7 +18,7 @@ import { registerCors } from './cors.js';
 import { registerHealth } from './health-route.js';
 import { registerHistory } from './history-route.js';
 import { countRefusal, sendError, toPushError } from './http-errors.js';
-import { registerPolling } from './polling.js';
+import { isPollRequest, registerPolling, type PollHandler } from './polling.js';
 import { registerPublish } from './publish-route.js';
 import { registerSse } from './sse.js';
 import { registerStaticFiles, registerVendorMqtt } from './static-files.js';
@@ -58,9 +58,16 @@ export interface ServerParts {
 
 export async function buildServer(parts: ServerParts): Promise<FastifyInstance> {
   const { options, metrics } = parts;
+  // Long-polls are served below fastify (see polling.ts), except while the server shuts down,
+  // when fastify answers every request with its 503.
+  let poll: PollHandler | undefined;
+  let closing = false;
   const app = Fastify({
-    // Request lines and headers up to 64 KiB: a request of maxChannelsPerSubscription long channel
-    // names, or a long cursor in both the query and Last-Event-ID, must fit (Node's default is 16 KiB).
+    serverFactory: (fastifyHandler) =>
+      createHttpServer(options, (request, response) => {
+        if (poll !== undefined && !closing && isPollRequest(request)) poll(request, response);
+        else fastifyHandler(request, response);
+      }),
     // A request the HTTP parser refuses, or a URL that cannot be decoded, gets our error body.
     clientErrorHandler: answerClientError,
     frameworkErrors: (error, _request, reply) => {
@@ -71,12 +78,6 @@ export async function buildServer(parts: ServerParts): Promise<FastifyInstance> 
     loggerInstance: parts.logger ?? createLogger(options.logLevel),
     // Every long-poll is a request: two info lines each would drown the log. Errors still log.
     logController: new LogController({ disableRequestLogging: true }),
-    // A request must arrive in time: headers within headerTimeout (a connection that sends nothing,
-    // or a slowloris, is closed), the whole request within REQUEST_TIMEOUT_MS, both checked every
-    // second. Responses are not timed: long-lived streams are kept alive by their heartbeats.
-    http: { headersTimeout: options.headerTimeout * 1000, connectionsCheckingInterval: 1000, maxHeaderSize: MAX_HEADER_BYTES },
-    requestTimeout: Math.max(REQUEST_TIMEOUT_MS, options.headerTimeout * 1000),
-    connectionTimeout: 0,
     return503OnClosing: true,
     trustProxy: options.trustProxy,
   });
@@ -84,6 +85,7 @@ export async function buildServer(parts: ServerParts): Promise<FastifyInstance> 
   // Registered before the WebSocket plugin so our goodbye (close code 4001, "resume elsewhere")
   // reaches clients before the plugin's own generic close.
   app.addHook('preClose', (done) => {
+    closing = true;
     for (const hook of shutdownHooks) hook();
     done();
   });
@@ -119,16 +121,11 @@ export async function buildServer(parts: ServerParts): Promise<FastifyInstance> 
   });
   registerCors(app, ctx.cors);
   closeSilentConnections(app, options.headerTimeout * 1000);
-  // New connections per second per client address: counted at each connection's first request
-  // (where the address is known, X-Forwarded-For included when trustProxy is on). A refused
-  // connection gets its 429 and is closed, so it cannot go on with keep-alive requests.
-  const counted = new WeakSet<object>();
+  // New connections per second per client address, counted at each connection's first request. A
+  // refused connection gets its 429 and is closed, so it cannot go on with keep-alive requests.
   app.addHook('onRequest', async (request, reply) => {
-    const socket = request.raw.socket;
-    if (counted.has(socket)) return;
-    counted.add(socket);
     try {
-      ctx.guard.request(request.ip);
+      ctx.guard.firstRequest(request.raw.socket, request.ip);
     } catch (error) {
       reply.header('connection', 'close');
       throw error;
@@ -150,7 +147,7 @@ export async function buildServer(parts: ServerParts): Promise<FastifyInstance> 
   registerServerApi(app, ctx, parts.source.control);
   registerHistory(app, ctx);
   registerSse(app, ctx);
-  registerPolling(app, ctx);
+  poll = registerPolling(app, ctx);
   registerWebSocket(app, ctx);
   registerMqtt(app, ctx, parts.source.sessions);
   if (parts.publicDir) {
@@ -182,6 +179,25 @@ function closeSilentConnections(app: FastifyInstance, ms: number): void {
   app.server.on('request', (request: IncomingMessage) => begun(request.socket));
   app.server.on('upgrade', (request: IncomingMessage) => begun(request.socket));
 }
+
+/**
+ * The HTTP server, set up as fastify would set up its own, with `route` as its request listener.
+ * Request lines and headers up to 64 KiB: a request of maxChannelsPerSubscription long channel
+ * names, or a long cursor in both the query and Last-Event-ID, must fit (Node's default is 16 KiB).
+ * A request must arrive in time: headers within headerTimeout (a connection that sends nothing, or
+ * a slowloris, is closed), the whole request within REQUEST_TIMEOUT_MS, both checked every second.
+ * Responses are not timed: long-lived streams are kept alive by their heartbeats.
+ */
+function createHttpServer(options: ServerOptions, route: RequestListener): Server {
+  const server = createServer({ headersTimeout: options.headerTimeout * 1000, connectionsCheckingInterval: 1000, maxHeaderSize: MAX_HEADER_BYTES }, route);
+  server.requestTimeout = Math.max(REQUEST_TIMEOUT_MS, options.headerTimeout * 1000);
+  server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS;
+  server.setTimeout(0);
+  return server;
+}
+
+/** Fastify's own default: longer than the idle timeout of common load balancers (60 s). */
+const KEEP_ALIVE_TIMEOUT_MS = 72_000;
 
 /** Longest time a client may take to send a whole request (headers and body). */
 const REQUEST_TIMEOUT_MS = 30_000;

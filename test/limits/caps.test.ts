@@ -41,15 +41,15 @@ async function cursorOf(url: string): Promise<string> {
   return (JSON.parse(answer.text) as { cursor: string }).cursor;
 }
 
-async function hold(url: string, transport: Transport, address: string): Promise<Held> {
+async function hold(url: string, transport: Transport, address: string, headers: Record<string, string> = {}): Promise<Held> {
   switch (transport) {
     case 'sse': {
-      const attempt: SseAttempt = await openSse(url, `channel=${CHANNEL}`, { localAddress: address });
+      const attempt: SseAttempt = await openSse(url, `channel=${CHANNEL}`, { localAddress: address, headers });
       if (attempt.status !== 200) return { refusal: attempt, release: async () => {} };
       return { refusal: undefined, release: async () => attempt.close() };
     }
     case 'ws': {
-      const attempt = await openWebSocket(url, '', { localAddress: address });
+      const attempt = await openWebSocket(url, '', { localAddress: address, headers });
       if (attempt.kind === 'refused') return { refusal: attempt, release: async () => {} };
       const socket: WebSocket = attempt.socket;
       return {
@@ -69,7 +69,7 @@ async function hold(url: string, transport: Transport, address: string): Promise
       const abort = new AbortController();
       let answer: HttpAnswer | undefined;
       let failure: unknown;
-      const request = httpRequest(url, `/v1/poll?channel=${CHANNEL}&timeout=30&cursor=${encodeURIComponent(cursor)}`, { localAddress: address, timeoutMs: 60_000, signal: abort.signal });
+      const request = httpRequest(url, `/v1/poll?channel=${CHANNEL}&timeout=30&cursor=${encodeURIComponent(cursor)}`, { localAddress: address, headers, timeoutMs: 60_000, signal: abort.signal });
       request.then(
         (value) => (answer = value),
         (error: unknown) => (failure = error),
@@ -197,6 +197,31 @@ describe('connection caps across transports', () => {
   });
 });
 
+describe('connection caps behind a proxy (trustProxy)', () => {
+  let server: RunningServer;
+  beforeAll(async () => {
+    server = await startTestServer({ trustProxy: true, maxConnections: 100, maxConnectionsPerIp: 1, connectionRatePerIp: 1_000_000, pollMaxTimeout: 60 });
+  });
+  afterAll(async () => {
+    await server.close();
+  });
+
+  it('counts each transport against the client address X-Forwarded-For names, not the proxy\'s', async () => {
+    // Every request comes from one proxy (127.0.0.50); the header names the client before it.
+    const proxy = '127.0.0.50';
+    for (const transport of ['sse', 'ws', 'poll'] as const) {
+      const client = transport === 'sse' ? '198.51.100.1' : transport === 'ws' ? '198.51.100.2' : '198.51.100.3';
+      const first = await hold(server.url, transport, proxy, { 'x-forwarded-for': `${client}, 10.0.0.9` });
+      expect(first.refusal, transport).toBeUndefined();
+      expectRefusal((await hold(server.url, transport, proxy, { 'x-forwarded-for': client })).refusal, 429, 'too_many_connections');
+      const other = await hold(server.url, transport, proxy, { 'x-forwarded-for': `${client}0` });
+      expect(other.refusal, `${transport}: another client behind the same proxy`).toBeUndefined();
+      await first.release();
+      await other.release();
+    }
+  });
+});
+
 describe('connectionRatePerIp', () => {
   let server: RunningServer;
   beforeAll(async () => {
@@ -224,6 +249,26 @@ describe('connectionRatePerIp', () => {
     agent.destroy();
     const text = await scrapeMetrics(server.url);
     expect(metricValue(text, 'edgepush_limited_total', { limit: 'connection_rate_per_ip' })).toBe(refused.length);
+  });
+
+  it('counts a long-poll\'s new connection the same way, and lets kept-alive polls through', async () => {
+    const agent = keepAliveAgent('127.0.0.41', 1);
+    const path = `/v1/poll?channel=${CHANNEL}&timeout=0`;
+    expect((await httpRequest(server.url, path, { agent })).status).toBe(200);
+    const answers: HttpAnswer[] = [];
+    for (let i = 0; i < 30; i++) answers.push(await httpRequest(server.url, path, { localAddress: '127.0.0.41' }));
+    const refused = answers.filter((answer) => answer.status === 429);
+    expect(refused.length).toBeGreaterThan(0);
+    expect(answers.filter((answer) => answer.status !== 429 && answer.status !== 200)).toEqual([]);
+    for (const answer of refused) {
+      expect(errorShapeProblem(answer.status, answer.headers, answer.text)).toBeUndefined();
+      expect(errorCodeOf(answer)).toBe('too_many_connections');
+      expect(answer.headers['connection']).toBe('close');
+      expect(answer.headers['retry-after']).toMatch(/^[1-9][0-9]*$/);
+      expect(answer.headers['access-control-allow-origin']).toBe('*');
+    }
+    for (let i = 0; i < 30; i++) expect((await httpRequest(server.url, path, { agent })).status).toBe(200);
+    agent.destroy();
   });
 });
 
