@@ -5,8 +5,58 @@
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import { parse as parseQuery } from 'node:querystring';
 import type { PushError } from '../src/errors.js';
+import type { TransportContext } from './context.js';
+import { countRefusal, toPushError } from './http-errors.js';
 
 export type Query = Record<string, string | string[] | undefined>;
+
+/** A route served on Node's request and response. */
+export type RawHandler = (request: IncomingMessage, response: ServerResponse) => void;
+
+/** What a raw route's own code gets: the client's address and the headers every answer carries. */
+export interface RawExchange {
+  readonly request: IncomingMessage;
+  readonly response: ServerResponse;
+  readonly address: string;
+  /** Cache-Control and CORS; the route adds its own. */
+  readonly headers: OutgoingHttpHeaders;
+}
+
+/**
+ * A raw route with what fastify's hooks and error handler give the others: the new-connection
+ * rate (a refused connection is closed after its 429), CORS headers, and any error thrown by
+ * `serve` answered with the error body, counted under `transport` (and logged when internal).
+ */
+export function rawRoute(ctx: TransportContext, name: string, transport: string, serve: (exchange: RawExchange) => Promise<void>): RawHandler {
+  const attempt = async (request: IncomingMessage, response: ServerResponse): Promise<void> => {
+    const address = clientAddress(request, ctx.options.trustProxy);
+    const headers: OutgoingHttpHeaders = { 'cache-control': 'no-store', ...ctx.cors.headers(request.headers.origin) };
+    try {
+      try {
+        ctx.guard.firstRequest(request.socket, address);
+      } catch (error) {
+        headers['connection'] = 'close';
+        throw error;
+      }
+      await serve({ request, response, address, headers });
+    } catch (error) {
+      const pushError = toPushError(error);
+      if (pushError.code === 'internal') ctx.logError(error, `request failed: ${name}`);
+      // Gone, or answered already: nothing more can be said on this response.
+      if (response.headersSent || response.destroyed) return;
+      countRefusal(ctx.metrics, transport, pushError);
+      sendRawError(response, pushError, headers);
+    }
+  };
+  return (request, response) => {
+    // What cannot be answered (the error answer itself failed) is logged, and the connection
+    // ends; the client retries (a poll polls again).
+    attempt(request, response).catch((error: unknown) => {
+      ctx.logError(error, `request failed: ${name}`);
+      response.destroy();
+    });
+  };
+}
 
 /**
  * The client's address as fastify's `request.ip` gives it: with trustProxy on (every proxy

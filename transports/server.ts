@@ -18,8 +18,9 @@ import { registerCors } from './cors.js';
 import { registerHealth } from './health-route.js';
 import { registerHistory } from './history-route.js';
 import { countRefusal, sendError, toPushError } from './http-errors.js';
-import { isPollRequest, registerPolling, type PollHandler } from './polling.js';
+import { createPollRoute, isPollRequest } from './polling.js';
 import { registerPublish } from './publish-route.js';
+import type { RawHandler } from './raw-http.js';
 import { registerSse } from './sse.js';
 import { registerStaticFiles, registerVendorMqtt } from './static-files.js';
 import { maxWebSocketPayload, registerWebSocket } from './websocket.js';
@@ -60,7 +61,7 @@ export async function buildServer(parts: ServerParts): Promise<FastifyInstance> 
   const { options, metrics } = parts;
   // Long-polls are served below fastify (see polling.ts), except while the server shuts down,
   // when fastify answers every request with its 503.
-  let poll: PollHandler | undefined;
+  let poll: RawHandler | undefined;
   let closing = false;
   const app = Fastify({
     serverFactory: (fastifyHandler) =>
@@ -147,7 +148,7 @@ export async function buildServer(parts: ServerParts): Promise<FastifyInstance> 
   registerServerApi(app, ctx, parts.source.control);
   registerHistory(app, ctx);
   registerSse(app, ctx);
-  poll = registerPolling(app, ctx);
+  poll = createPollRoute(ctx);
   registerWebSocket(app, ctx);
   registerMqtt(app, ctx, parts.source.sessions);
   if (parts.publicDir) {

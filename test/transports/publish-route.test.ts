@@ -1,7 +1,11 @@
 // POST /v1/publish refuses a body that is not JSON the way HTTP says to: 415, naming the type it
-// wants, in the documented error shape (it answered 400 "Unsupported Media Type" before).
+// wants, in the documented error shape (it answered 400 "Unsupported Media Type" before). Then
+// the rest of a request's life: the body limit, a client that goes away, CORS, and the client
+// address behind a proxy.
+import { request } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningServer } from '../../src/start.js';
+import { errorCodeOf, errorShapeProblem, eventually, httpRequest, metricValue, scrapeMetrics } from '../helpers/limit-clients.js';
 import { startTestServer } from '../helpers/server.js';
 
 describe('POST /v1/publish content type', () => {
@@ -39,5 +43,79 @@ describe('POST /v1/publish content type', () => {
   it('application/json with a charset is accepted', async () => {
     const response = await fetch(`${server.url}/v1/publish`, { method: 'POST', headers: { 'content-type': 'application/json; charset=utf-8' }, body: '{"channel":"a","data":1}' });
     expect(response.status).toBe(201);
+  });
+});
+
+describe('POST /v1/publish requests', () => {
+  let server: RunningServer;
+  beforeAll(async () => {
+    server = await startTestServer();
+  });
+  afterAll(async () => {
+    await server.close();
+  });
+
+  const json = { 'content-type': 'application/json' };
+  const post = (body: string | Buffer, headers: Record<string, string> = json, path = '/v1/publish') => httpRequest(server.url, path, { method: 'POST', headers, body });
+
+  it('answers 201 with the ids, no-store and the CORS header, on a kept connection', async () => {
+    const answer = await post('{"channel":"route/a","data":1}');
+    expect(answer.status).toBe(201);
+    expect(JSON.parse(answer.text)).toEqual({ ids: [expect.any(String)] });
+    expect(answer.headers['cache-control']).toBe('no-store');
+    expect(answer.headers['access-control-allow-origin']).toBe('*');
+    expect(answer.headers['content-type']).toBe('application/json; charset=utf-8');
+  });
+
+  it('refuses a body over the limit with 413 message_too_large, by its Content-Length or as it runs past it (chunked), and counts it', async () => {
+    const tooLarge = async (): Promise<number> => metricValue(await scrapeMetrics(server.url), 'edgepush_bad_input_total', { transport: 'http', code: 'message_too_large' });
+    const before = await tooLarge();
+    // The limit is 1 MiB (or four messages of maxMessageBytes, whichever is more).
+    const big = Buffer.from(`{"channel":"route/big","data":"${'x'.repeat(1_100_000)}"}`);
+    for (const headers of [json, { ...json, 'transfer-encoding': 'chunked' }]) {
+      const answer = await post(big, headers);
+      expect(answer.status, JSON.stringify(headers)).toBe(413);
+      expect(errorShapeProblem(answer.status, answer.headers, answer.text)).toBeUndefined();
+      expect(errorCodeOf(answer)).toBe('message_too_large');
+    }
+    expect((await tooLarge()) - before).toBe(2);
+    expect((await post('{"channel":"route/big","data":"small"}')).status).toBe(201);
+  });
+
+  it('publishes nothing for a client that goes away in the middle of its body, and keeps serving', async () => {
+    const published = async (): Promise<number> => metricValue(await scrapeMetrics(server.url), 'edgepush_published_messages_total');
+    const before = await published();
+    const url = new URL(server.url);
+    const gone = new Promise<void>((resolve) => {
+      const half = request({ host: url.hostname, port: url.port, path: '/v1/publish', method: 'POST', headers: { ...json, 'content-length': '1000' } });
+      half.on('error', () => resolve());
+      half.on('close', () => resolve());
+      half.write('{"channel":"route/half","data":"', () => half.destroy());
+    });
+    await gone;
+    // The server saw the connection go: nothing was published from it.
+    await eventually(async () => (await post('{"channel":"route/after","data":1}')).status === 201, 'a publish after it');
+    expect(await published()).toBe(before + 1);
+  });
+});
+
+describe('POST /v1/publish behind a proxy (trustProxy)', () => {
+  let server: RunningServer;
+  beforeAll(async () => {
+    // A burst of one publish per client address.
+    server = await startTestServer({ trustProxy: true, publishRate: 0.5 });
+  });
+  afterAll(async () => {
+    await server.close();
+  });
+
+  it('rate limits each client X-Forwarded-For names, not the proxy they all come through', async () => {
+    const from = (client: string) => httpRequest(server.url, '/v1/publish', { method: 'POST', headers: { 'content-type': 'application/json', 'x-forwarded-for': client }, body: '{"channel":"proxy/a","data":1}' });
+    expect((await from('198.51.100.1')).status).toBe(201);
+    const second = await from('198.51.100.1');
+    expect(second.status).toBe(429);
+    expect(errorCodeOf(second)).toBe('rate_limited');
+    expect(second.headers['retry-after']).toMatch(/^[1-9][0-9]*$/);
+    expect((await from('198.51.100.2, 10.0.0.1')).status).toBe(201);
   });
 });
