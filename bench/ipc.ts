@@ -30,6 +30,11 @@ export interface OpenCommand {
 export interface DrainCommand {
   type: 'drain';
   timeoutMs: number;
+  /**
+   * Warm-up: messages sent within this many ms of the first are checked like the others but left
+   * out of latencyMs (they are in latencyWithWarmupMs). 0 or absent: every delivery is timed.
+   */
+  warmupMs?: number;
 }
 
 export type ToClient = OpenCommand | DrainCommand;
@@ -61,8 +66,10 @@ export interface ResultReport {
   pollRetries: number;
   /** Long-poll replies received after ready (deliveries / replies = messages per reply). */
   pollReplies: number;
-  /** End-to-end latency in ms: publisher's stamp just before POST → subscriber parsed it. */
+  /** End-to-end latency in ms: publisher's stamp just before POST → subscriber parsed it (after the warm-up). */
   latencyMs: { p50: number; p99: number; max: number };
+  /** The same over every delivery, the warm-up's too. */
+  latencyWithWarmupMs: { p50: number; p99: number; max: number };
   /** Earliest publisher stamp and latest receive time seen, in ms on the shared clock. */
   firstSentAt: number;
   lastReceivedAt: number;

@@ -35,11 +35,14 @@ export class Tally {
   lastReceivedAt = 0;
   /** Latency of each first delivery, in ms; sized for every expected delivery. */
   private readonly latencies: Float64Array;
+  /** When each of those was sent (the publisher's stamp), for leaving out a warm-up. */
+  private readonly sentAts: Float64Array;
   /** Called once when every expected delivery has arrived. */
   onComplete: (() => void) | undefined;
 
   constructor(readonly expected: number, private readonly messagesPerChannel: number) {
     this.latencies = new Float64Array(expected);
+    this.sentAts = new Float64Array(expected);
   }
 
   /**
@@ -100,13 +103,20 @@ export class Tally {
     sub.lastSeq = seq;
     if (sentAt < this.firstSentAt) this.firstSentAt = sentAt;
     this.lastReceivedAt = receivedAt;
+    this.sentAts[this.delivered] = sentAt;
     this.latencies[this.delivered++] = receivedAt - sentAt;
     if (this.delivered === this.expected) this.onComplete?.();
   }
 
-  /** Percentiles by nearest rank over the first deliveries. */
-  latencyMs(): { p50: number; p99: number; max: number } {
-    const sorted = this.latencies.subarray(0, this.delivered).sort();
+  /**
+   * Percentiles by nearest rank over the first deliveries; with `warmupMs`, only of messages sent
+   * at least that long after the first one.
+   */
+  latencyMs(warmupMs = 0): { p50: number; p99: number; max: number } {
+    const all = this.latencies.subarray(0, this.delivered);
+    const from = this.firstSentAt + warmupMs;
+    // A copy either way: sorting in place would part each latency from its sentAt.
+    const sorted = (warmupMs > 0 ? all.filter((_, i) => (this.sentAts[i] as number) >= from) : all.slice()).sort();
     const at = (q: number): number => round2(sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)] ?? NaN);
     return { p50: at(0.5), p99: at(0.99), max: at(1) };
   }
