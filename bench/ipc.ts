@@ -31,13 +31,30 @@ export interface DrainCommand {
   type: 'drain';
   timeoutMs: number;
   /**
-   * Warm-up: messages sent within this many ms of the first are checked like the others but left
-   * out of latencyMs (they are in latencyWithWarmupMs). 0 or absent: every delivery is timed.
+   * Warm-up: messages stamped before this time (nowMs) are checked like the others but left out
+   * of latencyMs (they are in latencyWithWarmupMs). Absent: every delivery is timed.
    */
-  warmupMs?: number;
+  timedFrom?: number;
 }
 
-export type ToClient = OpenCommand | DrainCommand;
+/** During publishing: report once `deliveries` have arrived (a warm-up's), or when timeoutMs passes. */
+export interface AwaitCommand {
+  type: 'await';
+  deliveries: number;
+  timeoutMs: number;
+}
+
+export type ToClient = OpenCommand | DrainCommand | AwaitCommand;
+
+export interface ReachedReport {
+  type: 'reached';
+  delivered: number;
+  /** Long-poll replies so far. */
+  pollReplies: number;
+  /** Load-generator CPU time so far (as in ResultReport). */
+  clientCpuSec: number;
+  timedOut: boolean;
+}
 
 export interface ReadyReport {
   type: 'ready';
@@ -66,9 +83,9 @@ export interface ResultReport {
   pollRetries: number;
   /** Long-poll replies received after ready (deliveries / replies = messages per reply). */
   pollReplies: number;
-  /** End-to-end latency in ms: publisher's stamp just before POST → subscriber parsed it (after the warm-up). */
+  /** End-to-end latency in ms: publisher's stamp just before POST → subscriber parsed it (messages stamped from timedFrom on). */
   latencyMs: { p50: number; p99: number; max: number };
-  /** The same over every delivery, the warm-up's too. */
+  /** The same over every delivery, a warm-up's too. */
   latencyWithWarmupMs: { p50: number; p99: number; max: number };
   /** Earliest publisher stamp and latest receive time seen, in ms on the shared clock. */
   firstSentAt: number;
@@ -78,7 +95,7 @@ export interface ResultReport {
   timedOut: boolean;
 }
 
-export type FromClient = ReadyReport | ResultReport;
+export type FromClient = ReadyReport | ResultReport | ReachedReport;
 
 /**
  * Wall-clock milliseconds with sub-millisecond resolution. Both processes run on one machine, so

@@ -8,7 +8,7 @@
 import http from 'node:http';
 import mqttPacket from 'mqtt-packet';
 import WebSocket, { type RawData } from 'ws';
-import { guardChildProcess, type DrainCommand, type FromClient, type OpenCommand, type ReadyReport, type ResultReport, type ServerKind, type ToClient, type Transport } from './ipc.js';
+import { guardChildProcess, type AwaitCommand, type DrainCommand, type FromClient, type OpenCommand, type ReachedReport, type ReadyReport, type ResultReport, type ServerKind, type ToClient, type Transport } from './ipc.js';
 import { Subscriber, Tally } from './tally.js';
 import { openInBatches } from './open-in-batches.js';
 import { nchanOpeners } from './nchan-subscribers.js';
@@ -323,7 +323,6 @@ function drain(cmd: DrainCommand): void {
   const finish = (timedOut: boolean): void => {
     if (reported) return;
     reported = true;
-    const cpu = process.cpuUsage(cpuAtReady);
     const result: ResultReport = {
       type: 'result',
       expected: t.expected,
@@ -336,11 +335,11 @@ function drain(cmd: DrainCommand): void {
       disconnects: t.disconnects,
       pollRetries: t.pollRetries,
       pollReplies: t.pollReplies,
-      latencyMs: t.latencyMs(cmd.warmupMs ?? 0),
+      latencyMs: t.latencyMs(cmd.timedFrom),
       latencyWithWarmupMs: t.latencyMs(),
       firstSentAt: t.firstSentAt,
       lastReceivedAt: t.lastReceivedAt,
-      clientCpuSec: Math.round((cpu.user + cpu.system) / 10_000) / 100,
+      clientCpuSec: cpuSecondsSinceReady(),
       timedOut,
     };
     stopping = true;
@@ -359,6 +358,31 @@ function drain(cmd: DrainCommand): void {
   else t.onComplete = complete;
 }
 
+function cpuSecondsSinceReady(): number {
+  const cpu = process.cpuUsage(cpuAtReady);
+  return Math.round((cpu.user + cpu.system) / 10_000) / 100;
+}
+
+function awaitDeliveries(cmd: AwaitCommand): void {
+  const t = tally;
+  if (!t) throw new Error('await before open');
+  let reported = false;
+  const report = (timedOut: boolean): void => {
+    if (reported) return;
+    reported = true;
+    clearTimeout(timer);
+    const reached: ReachedReport = { type: 'reached', delivered: t.delivered, pollReplies: t.pollReplies, clientCpuSec: cpuSecondsSinceReady(), timedOut };
+    send(reached);
+  };
+  const timer = setTimeout(() => report(true), cmd.timeoutMs);
+  if (t.delivered >= cmd.deliveries) {
+    report(false);
+    return;
+  }
+  t.reachAt = cmd.deliveries;
+  t.onReach = () => report(false);
+}
+
 process.on('message', (message: ToClient) => {
   if (message.type === 'open') {
     open(message).catch((error: unknown) => {
@@ -366,4 +390,5 @@ process.on('message', (message: ToClient) => {
       process.exit(1);
     });
   } else if (message.type === 'drain') drain(message);
+  else if (message.type === 'await') awaitDeliveries(message);
 });

@@ -16,7 +16,9 @@ const REQUEST_TIMEOUT_MS = 10_000;
 
 export interface PublishPlan {
   readonly channels: readonly string[];
+  /** Seqs published on each channel: from `firstSeq` (0 when absent), this many. */
   readonly messagesPerChannel: number;
+  readonly firstSeq?: number;
   /** Publish requests per second over all channels; undefined: as fast as the server answers. */
   readonly publishesPerSec: number | undefined;
   readonly inFlight: number;
@@ -29,6 +31,7 @@ export interface PublishPlan {
 /** Publishes every message of the plan; resolves with the seconds it took. */
 export async function publishAll(baseUrl: string, target: PublishTarget, plan: PublishPlan): Promise<number> {
   const { channels, messagesPerChannel, publishesPerSec } = plan;
+  const firstSeq = plan.firstSeq ?? 0;
   const lanes = Math.min(plan.inFlight, channels.length);
   const agent = new http.Agent({ keepAlive: true, maxSockets: lanes });
   const pad = 'x'.repeat(Math.max(0, plan.payloadBytes - 48));
@@ -37,11 +40,11 @@ export async function publishAll(baseUrl: string, target: PublishTarget, plan: P
   /** Set by the first lane that fails, so the others stop too. */
   let failure: Error | undefined;
   const lane = async (first: number): Promise<void> => {
-    for (let seq = 0; seq < messagesPerChannel; seq++) {
+    for (let seq = firstSeq; seq < firstSeq + messagesPerChannel; seq++) {
       for (let c = first; c < channels.length; c += lanes) {
         if (failure) return;
         if (publishesPerSec !== undefined) {
-          const due = started + ((seq * channels.length + c) * 1000) / publishesPerSec;
+          const due = started + (((seq - firstSeq) * channels.length + c) * 1000) / publishesPerSec;
           const wait = due - performance.now();
           if (wait > 0) await sleep(wait);
         }

@@ -16,7 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { planCpus, pin, type CpuPlan } from './cpu-pinning.js';
 import { nextMessage, runBenchmark, sleep, stopChild } from './harness.js';
-import { nowMs, type FromClient, type ReadyReport, type ResultReport, type ServerKind, type ToClient, type Transport } from './ipc.js';
+import { nowMs, type FromClient, type ReachedReport, type ReadyReport, type ResultReport, type ServerKind, type ToClient, type Transport } from './ipc.js';
 import { deliveryChecks, openingCost } from './report-fields.js';
 import { nchanMissing, nchanVersion, startNchan } from './nchan-server.js';
 import { publishAll } from './paced-publisher.js';
@@ -44,11 +44,14 @@ const FLAT_DELIVERIES = 300_000;
 const STEADY_DELIVERIES_PER_SEC = 10_000;
 const STEADY_SECONDS = 5;
 /**
- * Steady mode publishes this long before the timed seconds: a fresh server's first deliveries pay
- * for compiling the delivery path and for the garbage of N connections just opened, which a
- * server in service paid long ago. Those deliveries are checked like every other, not timed.
+ * Every run first publishes this many deliveries' worth as fast as the server takes them, waits
+ * for all of them to arrive, and only then measures: a fresh server's first few thousand publish
+ * requests and deliveries run before the JIT has compiled them (edgepush is JavaScript; its first
+ * 1,000 publishes cost five times what later ones do) and pay for the garbage of the N connections
+ * just opened, which a server in service paid long ago. Warm-up deliveries are checked (lost,
+ * duplicated, order) like the others, but neither timed nor counted in CPU or deliveries/s.
  */
-const STEADY_WARMUP_SECONDS = 1;
+const WARMUP_DELIVERIES = 300_000;
 
 const SERVERS: readonly ServerKind[] = ['edgepush', 'nchan'];
 const PEER_TRANSPORTS: readonly Transport[] = ['sse', 'ws', 'poll'];
@@ -100,12 +103,17 @@ function parseConfig(argv: string[]): Config {
   };
 }
 
-/** What one run publishes: flat out, the same deliveries at every point; steady, a fixed rate. */
-function loadOf(point: Point, mode: Mode): { messagesPerChannel: number; publishesPerSec: number | undefined } {
-  if (mode === 'flat') return { messagesPerChannel: Math.round(FLAT_DELIVERIES / point.subscribers), publishesPerSec: undefined };
+/**
+ * What one run publishes after its warm-up (messages per channel at most as many as its warm-up):
+ * flat out, the same deliveries at every point; steady, a fixed rate.
+ */
+function loadOf(point: Point, mode: Mode): { warmupPerChannel: number; messagesPerChannel: number; publishesPerSec: number | undefined } {
   // Each message reaches subscribers / channels subscribers.
+  const warmupPerChannel = Math.round(WARMUP_DELIVERIES / point.subscribers);
+  if (mode === 'flat') return { warmupPerChannel, messagesPerChannel: Math.round(FLAT_DELIVERIES / point.subscribers), publishesPerSec: undefined };
   return {
-    messagesPerChannel: Math.round((STEADY_DELIVERIES_PER_SEC * (STEADY_WARMUP_SECONDS + STEADY_SECONDS)) / point.subscribers),
+    warmupPerChannel,
+    messagesPerChannel: Math.round((STEADY_DELIVERIES_PER_SEC * STEADY_SECONDS) / point.subscribers),
     publishesPerSec: (STEADY_DELIVERIES_PER_SEC * point.channels) / point.subscribers,
   };
 }
@@ -117,9 +125,10 @@ function startServer(kind: ServerKind, point: Point, messagesPerChannel: number)
 
 /** One mode of one (server, transport, point): a fresh server, N subscribers, publish, tally. */
 async function measure(kind: ServerKind, transport: Transport, point: Point, mode: Mode, cpus: CpuPlan | undefined): Promise<ModeFigures> {
-  const { messagesPerChannel, publishesPerSec } = loadOf(point, mode);
+  const { warmupPerChannel, messagesPerChannel, publishesPerSec } = loadOf(point, mode);
+  const totalPerChannel = warmupPerChannel + messagesPerChannel;
   const channels = Array.from({ length: point.channels }, (_, i) => `bench/${i}`);
-  const server = await startServer(kind, point, messagesPerChannel);
+  const server = await startServer(kind, point, totalPerChannel);
   if (server.child) live.add(server.child);
   let client: ChildProcess | undefined;
   try {
@@ -136,7 +145,7 @@ async function measure(kind: ServerKind, transport: Transport, point: Point, mod
       baseUrl: server.baseUrl,
       subscribers: point.subscribers,
       channels: point.channels,
-      messagesPerChannel,
+      messagesPerChannel: totalPerChannel,
       openConcurrency: OPEN_CONCURRENCY,
       openTimeoutMs: OPEN_TIMEOUT_MS,
     });
@@ -147,18 +156,19 @@ async function measure(kind: ServerKind, transport: Transport, point: Point, mod
     await sleep(SETTLE_MS);
     const rssIdle = server.rssKiB();
 
+    const publish = (firstSeq: number, count: number, perSec: number | undefined): Promise<number> =>
+      publishAll(server.baseUrl, server.publishTarget, { channels, firstSeq, messagesPerChannel: count, publishesPerSec: perSec, inFlight: IN_FLIGHT, payloadBytes: PAYLOAD_BYTES, timeoutMs: PUBLISH_TIMEOUT_MS });
+    await publish(0, warmupPerChannel, undefined);
+    const warmupDeliveries = warmupPerChannel * point.subscribers;
+    toClient({ type: 'await', deliveries: warmupDeliveries, timeoutMs: DRAIN_TIMEOUT_MS });
+    const warm: ReachedReport = await nextMessage<FromClient, 'reached'>(client, 'reached', DRAIN_TIMEOUT_MS + 10_000);
+    if (warm.timedOut) throw new Error(`the warm-up's deliveries did not all arrive within ${DRAIN_TIMEOUT_MS} ms (${warm.delivered} of ${warmupDeliveries})`);
+
     const cpuBefore = server.cpuTimes();
     const publisherCpuBefore = process.cpuUsage();
     const publishStartedAt = nowMs();
-    const publishSec = await publishAll(server.baseUrl, server.publishTarget, {
-      channels,
-      messagesPerChannel,
-      publishesPerSec,
-      inFlight: IN_FLIGHT,
-      payloadBytes: PAYLOAD_BYTES,
-      timeoutMs: PUBLISH_TIMEOUT_MS,
-    });
-    toClient({ type: 'drain', timeoutMs: DRAIN_TIMEOUT_MS, warmupMs: mode === 'steady' ? STEADY_WARMUP_SECONDS * 1000 : 0 });
+    const publishSec = await publish(warmupPerChannel, messagesPerChannel, publishesPerSec);
+    toClient({ type: 'drain', timeoutMs: DRAIN_TIMEOUT_MS, timedFrom: publishStartedAt });
     const result: ResultReport = await nextMessage<FromClient, 'result'>(client, 'result', DRAIN_TIMEOUT_MS + 10_000);
     const cpuAfter = server.cpuTimes();
     const serverKernelCpuSec = cpuAfter.kernel - cpuBefore.kernel;
@@ -167,29 +177,32 @@ async function measure(kind: ServerKind, transport: Transport, point: Point, mod
     // A crash shows up as loss too, but this says what really happened.
     server.assertRunning();
 
-    // The delivery window: the first publish request to the last delivery parsed.
+    // The delivery window: the first publish request after the warm-up to the last delivery parsed.
     const windowSec = (result.lastReceivedAt - publishStartedAt) / 1000;
-    const deliverySec = (result.lastReceivedAt - result.firstSentAt) / 1000;
-    const loadCpuSec = result.clientCpuSec + (publisherCpu.user + publisherCpu.system) / 1e6;
+    const measured = result.delivered - warm.delivered;
+    const loadCpuSec = result.clientCpuSec - warm.clientCpuSec + (publisherCpu.user + publisherCpu.system) / 1e6;
     return {
       mode,
       offeredPerSec: publishesPerSec === undefined ? null : Math.round((publishesPerSec * point.subscribers) / point.channels),
+      warmupPerChannel,
       messagesPerChannel,
-      published: messagesPerChannel * point.channels,
+      published: totalPerChannel * point.channels,
       opened: ready.opened,
       ...deliveryChecks(result, transport),
-      deliveredPerSec: deliverySec > 0 ? Math.round(result.delivered / deliverySec) : null,
+      ...(transport === 'poll' ? { pollReplies: result.pollReplies - warm.pollReplies } : {}),
+      measuredDeliveries: measured,
+      deliveredPerSec: windowSec > 0 ? Math.round(measured / windowSec) : null,
       latencyMs: result.latencyMs,
       latencyWithWarmupMs: result.latencyWithWarmupMs,
       serverCpuSec: round2(serverCpuSec),
-      serverCpuUsPerDelivery: result.delivered > 0 ? round2((serverCpuSec * 1e6) / result.delivered) : null,
+      serverCpuUsPerDelivery: measured > 0 ? round2((serverCpuSec * 1e6) / measured) : null,
       // Of which in the kernel: the write system calls and the loopback TCP stack behind them.
-      serverKernelUsPerDelivery: result.delivered > 0 ? round2((serverKernelCpuSec * 1e6) / result.delivered) : null,
+      serverKernelUsPerDelivery: measured > 0 ? round2((serverKernelCpuSec * 1e6) / measured) : null,
       serverCpuPercent: windowSec > 0 ? Math.round((1000 * serverCpuSec) / windowSec) / 10 : null,
       // Load generator + publisher, on their one core: near 100 % means they, not the server, set the pace.
       loadCpuPercent: windowSec > 0 ? Math.round((1000 * loadCpuSec) / windowSec) / 10 : null,
       publishSec: round2(publishSec),
-      deliverySec: round2(deliverySec),
+      deliverySec: round2(windowSec),
       ...openingCost(ready, rssBefore, rssIdle),
       timedOut: result.timedOut,
     };

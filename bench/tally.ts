@@ -39,6 +39,9 @@ export class Tally {
   private readonly sentAts: Float64Array;
   /** Called once when every expected delivery has arrived. */
   onComplete: (() => void) | undefined;
+  /** Called once when `reachAt` deliveries have arrived (a warm-up's end). */
+  onReach: (() => void) | undefined;
+  reachAt = Infinity;
 
   constructor(readonly expected: number, private readonly messagesPerChannel: number) {
     this.latencies = new Float64Array(expected);
@@ -105,18 +108,18 @@ export class Tally {
     this.lastReceivedAt = receivedAt;
     this.sentAts[this.delivered] = sentAt;
     this.latencies[this.delivered++] = receivedAt - sentAt;
+    if (this.delivered === this.reachAt) this.onReach?.();
     if (this.delivered === this.expected) this.onComplete?.();
   }
 
   /**
-   * Percentiles by nearest rank over the first deliveries; with `warmupMs`, only of messages sent
-   * at least that long after the first one.
+   * Percentiles by nearest rank over the first deliveries; with `timedFrom`, only of messages
+   * stamped from then on (what came before was a warm-up).
    */
-  latencyMs(warmupMs = 0): { p50: number; p99: number; max: number } {
+  latencyMs(timedFrom?: number): { p50: number; p99: number; max: number } {
     const all = this.latencies.subarray(0, this.delivered);
-    const from = this.firstSentAt + warmupMs;
     // A copy either way: sorting in place would part each latency from its sentAt.
-    const sorted = (warmupMs > 0 ? all.filter((_, i) => (this.sentAts[i] as number) >= from) : all.slice()).sort();
+    const sorted = (timedFrom === undefined ? all.slice() : all.filter((_, i) => (this.sentAts[i] as number) >= timedFrom)).sort();
     const at = (q: number): number => round2(sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)] ?? NaN);
     return { p50: at(0.5), p99: at(0.99), max: at(1) };
   }
