@@ -140,10 +140,6 @@ export function openFileLimit(): number | undefined {
 }
 
 /**
- * Every benchmark client comes from 127.0.0.1: the per-address limits are lifted, or they would
- * be what is measured. A build from before the limits (BENCH_SERVER_CLI) has no such flags.
- */
-/**
  * The node flags the `edgepush` command runs with (its `#!/usr/bin/env -S node …` line), so the
  * server measured is the one users start, whichever build BENCH_SERVER_CLI names.
  */
@@ -153,6 +149,11 @@ function commandNodeFlags(): string[] {
   return match ? (match[1] as string).trim().split(/\s+/) : [];
 }
 
+/**
+ * Every benchmark client comes from 127.0.0.1: the per-address limits are lifted, or they would
+ * be what is measured. A build from before the limits (BENCH_SERVER_CLI) has no such flags, so
+ * they are left out for it unless BENCH_SERVER_LIMIT_FLAGS=1.
+ */
 function loopbackLimitFlags(): string[] {
   if (process.env['BENCH_SERVER_CLI'] !== undefined && process.env['BENCH_SERVER_LIMIT_FLAGS'] !== '1') return [];
   return ['--max-connections-per-ip', '1000000', '--connection-rate-per-ip', '1000000', '--op-rate', '1000000', '--publish-rate', '1000000'];
