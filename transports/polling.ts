@@ -21,6 +21,8 @@ import { effectiveMaxRate, neverBehind, type PollAnswer } from '../src/resume/re
 import type { TransportContext } from './context.js';
 import { pollBody } from './poll-format.js';
 import { PollSpool } from './poll-spool.js';
+import { PollAnswers } from './poll-answers.js';
+import { isPattern } from '../src/protocol/channel-filter.js';
 import { channelsParam, deltaParam, maxRateParam, numberParam, snapshotParam, stringParam } from './request-params.js';
 import { identify } from './credentials.js';
 import { withOwnSubs } from './sse.js';
@@ -32,9 +34,14 @@ export function isPollRequest(request: IncomingMessage): boolean {
   return request.method === 'GET' && url !== undefined && url.startsWith('/v1/poll') && (url.length === 8 || url.charCodeAt(8) === 63 /* ? */);
 }
 
+/** Answers kept for pollers that come back with the same cursor, and their bytes in all. */
+const SHARED_ANSWERS = 1_000;
+const SHARED_ANSWER_BYTES = 16 * 1024 * 1024;
+
 export function createPollRoute(ctx: TransportContext): RawHandler {
   const { engine, options, metrics, resumer } = ctx;
   const spool = new PollSpool(engine, options.pollMaxMessages);
+  const answers = new PollAnswers(SHARED_ANSWERS, SHARED_ANSWER_BYTES);
   metrics.watchPollWaiters(() => spool.counts());
   ctx.onShutdown(() => spool.answerAll());
 
@@ -48,20 +55,36 @@ export function createPollRoute(ctx: TransportContext): RawHandler {
     const snapshot = snapshotParam(stringParam(query, 'snapshot'));
     const maxRate = maxRateParam(stringParam(query, 'maxRate'));
     const from = resumer.resumePoint(cursorText);
+    const elideMs = effectiveMaxRate(identity, maxRate);
+    // Pollers with the same channels, cursor and delta option share an answer (poll-answers.ts);
+    // not elided ones (timed per poll) nor patterns (their rings are not one lookup each).
+    const shared = from.kind === 'cursor' && elideMs === 0 && !channels.some(isPattern) ? `${channels.join('\n')}\n${cursorText ?? ''}\n${delta?.format ?? ''}` : undefined;
+    const newest = shared === undefined ? 0 : engine.newestSeq(channels);
+    if (shared !== undefined) {
+      // Entitlements first, as collect() would check them: a shared answer is no way around them.
+      resumer.checkSubscribe(identity, channels);
+      const body = answers.get(shared, newest);
+      if (body !== undefined) {
+        reply(response, headers, body);
+        return;
+      }
+    }
     const first = await resumer.collect(identity, channels, from, options.pollMaxMessages, { ...(snapshot ? { snapshot } : {}), ...(maxRate ? { maxRate } : {}) });
     if (from.kind !== 'cursor' || first.messages.length > 0 || first.resets.length > 0 || timeout === 0) {
-      send(response, headers, first, delta);
+      const body = encode(first, delta);
+      // Only if nothing came while it was read (a read from the log awaits): else it may lack it.
+      if (shared !== undefined && (first.messages.length > 0 || first.resets.length > 0) && engine.newestSeq(channels) === newest) answers.set(shared, newest, body);
+      reply(response, headers, body);
       return;
     }
     // A held poll is a connection like a stream: it counts against the address's limits.
     const release = ctx.guard.admit(address);
-    hold(response, headers, channels, from, first.cursor, timeout, delta, effectiveMaxRate(identity, maxRate), release);
+    hold(response, headers, channels, from, first.cursor, timeout, delta, elideMs, release);
   });
 
-  function send(response: ServerResponse, headers: OutgoingHttpHeaders, answer: PollAnswer, delta: DeltaCodec | null): void {
-    // Encoded here, once: counted and sent as the same bytes.
-    const body = Buffer.from(pollBody(answer.messages, answer.cursor.toString(), answer.resets, delta, answer.snapshot === true, answer.elided));
-    reply(response, headers, body);
+  /** A reply body, encoded once: counted and sent as the same bytes. */
+  function encode(answer: PollAnswer, delta: DeltaCodec | null): Buffer {
+    return Buffer.from(pollBody(answer.messages, answer.cursor.toString(), answer.resets, delta, answer.snapshot === true, answer.elided));
   }
 
   function reply(response: ServerResponse, headers: OutgoingHttpHeaders, body: Buffer): void {
@@ -81,7 +104,7 @@ export function createPollRoute(ctx: TransportContext): RawHandler {
     const timer = setTimeout(() => {
       if (!spool.expire(waiter)) return;
       metrics.connectionClosed('poll');
-      if (!response.destroyed) send(response, headers, { messages: [], resets: [], cursor: neverBehind(engine.frontier(), from).max(looked) }, delta);
+      if (!response.destroyed) reply(response, headers, encode({ messages: [], resets: [], cursor: neverBehind(engine.frontier(), from).max(looked) }, delta));
     }, timeout * 1000);
     // The reply went out, or the client went away (or a proxy gave up): in the second case stop
     // waiting, there is nothing to send.

@@ -293,6 +293,20 @@ export class ChannelEngine implements MessageSink {
     return gaps;
   }
 
+  /**
+   * The dispatch number of the newest message the rings hold on `channels` (0 for none): it
+   * changes whenever one of them gets a message, so an answer read from these rings is still the
+   * answer while it stays the same. Exact channels only (a pattern's rings are not looked up).
+   */
+  newestSeq(channels: readonly string[]): number {
+    let newest = 0;
+    for (const name of channels) {
+      const seq = (this.#active.get(name) ?? this.#idle.peek(name))?.ring.newest?.seq ?? 0;
+      if (seq > newest) newest = seq;
+    }
+    return newest;
+  }
+
   /** What a cursor missed on `channel`, without subscribing (long-poll, history). */
   recover(channel: string, from: ResumePoint): Recovery {
     if (isPattern(channel)) return this.#recoverPattern(channel, from);
