@@ -10,8 +10,17 @@ import type { Metrics } from '../src/metrics.js';
 export const UNSUPPORTED_BODY = 'send the body as application/json (content-type: application/json)';
 
 export function sendError(reply: FastifyReply, error: PushError): FastifyReply {
-  if (error.retryAfter !== undefined) reply.header('retry-after', String(error.retryAfter));
-  return reply.code(error.status).header('cache-control', 'no-store').send({ error: error.toJSON() });
+  return reply.code(error.status).headers(errorHeaders(error)).send(errorBody(error));
+}
+
+/** The headers of every error answer: never cached, and Retry-After when the error has one. */
+export function errorHeaders(error: PushError): Record<string, string> {
+  return error.retryAfter === undefined ? { 'cache-control': 'no-store' } : { 'cache-control': 'no-store', 'retry-after': String(error.retryAfter) };
+}
+
+/** The body of every error answer. */
+export function errorBody(error: PushError): { error: ReturnType<PushError['toJSON']> } {
+  return { error: error.toJSON() };
 }
 
 /** Turns anything thrown in a route into the PushError the client should see. */

@@ -8,7 +8,7 @@ import type { Socket } from 'node:net';
 import type { WebSocket } from 'ws';
 import { ERROR_CODES, PushError, type ErrorCode } from '../src/errors.js';
 import type { TransportContext } from './context.js';
-import { countRefusal } from './http-errors.js';
+import { countRefusal, errorBody } from './http-errors.js';
 
 /** Request line plus headers the server reads (Node's default is 16 KiB). */
 export const MAX_HEADER_BYTES = 65_536;
@@ -27,7 +27,7 @@ export function answerClientError(error: Error & { code?: string; rawPacket?: un
     : code === 'request_timeout' ? 'the request did not arrive in time'
     : 'the request is not valid HTTP';
   const status = ERROR_CODES[code].status;
-  const body = JSON.stringify({ error: new PushError(code, message).toJSON() });
+  const body = JSON.stringify(errorBody(new PushError(code, message)));
   // A HEAD answer has no body; the parser may have read enough of the request line to tell.
   const head = Buffer.isBuffer(error.rawPacket) && error.rawPacket.subarray(0, 5).toString('latin1') === 'HEAD ';
   if (socket.writable) {

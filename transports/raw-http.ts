@@ -6,7 +6,7 @@ import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:
 import { parse as parseQuery } from 'node:querystring';
 import type { PushError } from '../src/errors.js';
 import type { TransportContext } from './context.js';
-import { countRefusal, toPushError } from './http-errors.js';
+import { countRefusal, errorBody, errorHeaders, toPushError } from './http-errors.js';
 
 export type Query = Record<string, string | string[] | undefined>;
 
@@ -84,8 +84,7 @@ export function sendJsonBytes(response: ServerResponse, status: number, headers:
   response.end(body);
 }
 
-/** The error body every route sends: `{"error": {"code", "message"}}`, its status, Retry-After when there is one. */
+/** An error answered as fastify's routes answer it (sendError): the same status, headers and body. */
 export function sendRawError(response: ServerResponse, error: PushError, headers: OutgoingHttpHeaders): void {
-  const withRetry = error.retryAfter === undefined ? headers : { ...headers, 'retry-after': String(error.retryAfter) };
-  sendJsonBytes(response, error.status, { ...withRetry, 'cache-control': 'no-store' }, Buffer.from(JSON.stringify({ error: error.toJSON() })));
+  sendJsonBytes(response, error.status, { ...headers, ...errorHeaders(error) }, Buffer.from(JSON.stringify(errorBody(error))));
 }
