@@ -319,10 +319,7 @@ async function open(cmd: OpenCommand): Promise<void> {
 function drain(cmd: DrainCommand): void {
   const t = tally;
   if (!t) throw new Error('drain before open');
-  let reported = false;
   const finish = (timedOut: boolean): void => {
-    if (reported) return;
-    reported = true;
     const result: ResultReport = {
       type: 'result',
       expected: t.expected,
@@ -349,13 +346,8 @@ function drain(cmd: DrainCommand): void {
     // Exit only once the report has left through the IPC channel.
     process.send?.(result, () => process.exit(0));
   };
-  const timer = setTimeout(() => finish(true), cmd.timeoutMs);
-  const complete = (): void => {
-    clearTimeout(timer);
-    setTimeout(() => finish(false), DUPLICATE_GRACE_MS);
-  };
-  if (t.delivered === t.expected) complete();
-  else t.onComplete = complete;
+  // Everything arrived: a moment more, for any duplicate still on its way.
+  void t.whenDelivered(t.expected, cmd.timeoutMs).then((arrived) => (arrived ? setTimeout(() => finish(false), DUPLICATE_GRACE_MS) : finish(true)));
 }
 
 function cpuSecondsSinceReady(): number {
@@ -366,21 +358,10 @@ function cpuSecondsSinceReady(): number {
 function awaitDeliveries(cmd: AwaitCommand): void {
   const t = tally;
   if (!t) throw new Error('await before open');
-  let reported = false;
-  const report = (timedOut: boolean): void => {
-    if (reported) return;
-    reported = true;
-    clearTimeout(timer);
-    const reached: ReachedReport = { type: 'reached', delivered: t.delivered, pollReplies: t.pollReplies, clientCpuSec: cpuSecondsSinceReady(), timedOut };
+  void t.whenDelivered(cmd.deliveries, cmd.timeoutMs).then((arrived) => {
+    const reached: ReachedReport = { type: 'reached', delivered: t.delivered, pollReplies: t.pollReplies, clientCpuSec: cpuSecondsSinceReady(), timedOut: !arrived };
     send(reached);
-  };
-  const timer = setTimeout(() => report(true), cmd.timeoutMs);
-  if (t.delivered >= cmd.deliveries) {
-    report(false);
-    return;
-  }
-  t.reachAt = cmd.deliveries;
-  t.onReach = () => report(false);
+  });
 }
 
 process.on('message', (message: ToClient) => {

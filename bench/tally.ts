@@ -37,11 +37,9 @@ export class Tally {
   private readonly latencies: Float64Array;
   /** When each of those was sent (the publisher's stamp), for leaving out a warm-up. */
   private readonly sentAts: Float64Array;
-  /** Called once when every expected delivery has arrived. */
-  onComplete: (() => void) | undefined;
-  /** Called once when `reachAt` deliveries have arrived (a warm-up's end). */
-  onReach: (() => void) | undefined;
-  reachAt = Infinity;
+  /** What whenDelivered() waits for: a count, and the call to make when it is reached. */
+  #waitFor = Infinity;
+  #reached: (() => void) | undefined;
 
   constructor(readonly expected: number, private readonly messagesPerChannel: number) {
     this.latencies = new Float64Array(expected);
@@ -108,8 +106,27 @@ export class Tally {
     this.lastReceivedAt = receivedAt;
     this.sentAts[this.delivered] = sentAt;
     this.latencies[this.delivered++] = receivedAt - sentAt;
-    if (this.delivered === this.reachAt) this.onReach?.();
-    if (this.delivered === this.expected) this.onComplete?.();
+    if (this.delivered === this.#waitFor) this.#reached?.();
+  }
+
+  /**
+   * Resolves true once `count` deliveries have arrived (every expected one, or a warm-up's), false
+   * if `timeoutMs` passes first. One wait at a time.
+   */
+  whenDelivered(count: number, timeoutMs: number): Promise<boolean> {
+    if (this.delivered >= count) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.#reached = undefined;
+        resolve(false);
+      }, timeoutMs);
+      this.#waitFor = count;
+      this.#reached = () => {
+        clearTimeout(timer);
+        this.#reached = undefined;
+        resolve(true);
+      };
+    });
   }
 
   /**
