@@ -14,6 +14,7 @@ export type CompiledFilter = readonly string[];
  * channelNameProblem). Only a level that *is* `+` or `#` is a wildcard: "C++" is an ordinary level.
  */
 export function filterProblem(filter: string): string | undefined {
+  if (!filter.includes('#')) return undefined;
   const levels = filter.split('/');
   const hash = levels.indexOf('#');
   if (hash !== -1 && hash !== levels.length - 1) return '"#" may only be the last level of a filter';
@@ -36,9 +37,13 @@ export function compileFilter(filter: string): CompiledFilter {
   return filter.split('/');
 }
 
-/** True when `filter` has a `+` or `#` level (a pattern, not a single channel). */
+/**
+ * True when `filter` has a `+` or `#` level (a pattern, not a single channel). Asked for every
+ * poll, subscribe and publish: most names have neither character, and are answered without
+ * splitting them into levels.
+ */
 export function isPattern(filter: string): boolean {
-  return filter.split('/').some((level) => level === '+' || level === '#');
+  return (filter.includes('+') || filter.includes('#')) && filter.split('/').some((level) => level === '+' || level === '#');
 }
 
 /** Does `filter` match the channel `name`? */
