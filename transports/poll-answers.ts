@@ -7,9 +7,10 @@
  *
  * An answer stays valid while the newest message its channels hold is the same
  * (ChannelEngine.newestSeq): it then holds exactly what a new read would, with a cursor at most as
- * new, which only means the next poll starts a little further back. Bounded by count and bytes;
- * when full, it starts again.
+ * new, which only means the next poll starts a little further back. Bounded by count and bytes,
+ * the oldest answers going first; an answer over the byte budget alone is not kept.
  */
+import { LruMap } from '../src/engine/lru-map.js';
 
 interface SharedAnswer {
   readonly newestSeq: number;
@@ -17,32 +18,20 @@ interface SharedAnswer {
 }
 
 export class PollAnswers {
-  readonly #answers = new Map<string, SharedAnswer>();
-  #bytes = 0;
+  readonly #answers: LruMap<string, SharedAnswer>;
 
-  constructor(
-    private readonly maxAnswers: number,
-    private readonly maxBytes: number,
-  ) {}
+  constructor(maxAnswers: number, maxBytes: number) {
+    this.#answers = new LruMap({ maxCount: maxAnswers, maxSize: maxBytes, sizeOf: (answer) => answer.body.length });
+  }
 
   /** The shared body for `key` if its channels' newest message is still `newestSeq`. */
   get(key: string, newestSeq: number): Buffer | undefined {
-    const answer = this.#answers.get(key);
+    // peek: a hit is not a use worth reordering for; the oldest answer is the likeliest stale.
+    const answer = this.#answers.peek(key);
     return answer !== undefined && answer.newestSeq === newestSeq ? answer.body : undefined;
   }
 
   set(key: string, newestSeq: number, body: Buffer): void {
-    const old = this.#answers.get(key);
-    if (old !== undefined) {
-      this.#answers.delete(key);
-      this.#bytes -= old.body.length;
-    }
-    if (body.length > this.maxBytes) return;
-    if (this.#answers.size >= this.maxAnswers || this.#bytes + body.length > this.maxBytes) {
-      this.#answers.clear();
-      this.#bytes = 0;
-    }
     this.#answers.set(key, { newestSeq, body });
-    this.#bytes += body.length;
   }
 }

@@ -1,7 +1,8 @@
 /**
  * A least-recently-used map with a count limit and an optional size budget, for the engine's idle
- * channels and their tombstones. Every operation is O(1) and nothing is allocated up front: a Map
- * keeps insertion order, so re-inserting a key makes it the newest and the first key is the oldest.
+ * channels and their tombstones (and the long-poll's shared answers). Every operation is O(1) and
+ * nothing is allocated up front: a Map keeps insertion order, so re-inserting a key makes it the
+ * newest and the first key is the oldest.
  *
  * Why not lru-cache (used elsewhere): it preallocates arrays of `max` slots (the idle LRU's default
  * is 100,000: a few MB), and removing its last entry clears all of them, which made every publish
