@@ -12,10 +12,12 @@ import { pollBody } from './poll-format.js';
 import { elideBacklog } from '../src/engine/elision.js';
 import type { PollWaiterCounts } from '../src/metrics.js';
 
+/** A held poll as the spool sees it. */
 export interface PollWaiter {
-  readonly entry: SpoolEntry;
-  /** The reply body, encoded once and the same bytes for every waiter of the entry. */
-  readonly answer: (body: Buffer) => void;
+  /** The reply body, encoded once and the same bytes for every waiter of the group. */
+  answer(body: Buffer): void;
+  /** The group it waits in: set by PollSpool.wait (a held poll is one object, not a wrapper too). */
+  spoolEntry: SpoolEntry | undefined;
 }
 
 class SpoolEntry implements Subscriber {
@@ -69,10 +71,10 @@ export class PollSpool {
   ) {}
 
   /**
-   * Holds a poll that found nothing after `cursor` on `channels`; `answer` gets the reply body
-   * once messages come (or the server shuts down).
+   * Holds a poll that found nothing after `cursor` on `channels`; the waiter's answer() gets the
+   * reply body once messages come (or the server shuts down).
    */
-  wait(channels: readonly string[], cursor: Frontier, delta: DeltaCodec | null, maxRate: number, answer: PollWaiter['answer']): PollWaiter {
+  wait<W extends PollWaiter>(channels: readonly string[], cursor: Frontier, delta: DeltaCodec | null, maxRate: number, waiter: W): W {
     const key = `${channels.join('\n')}\n${cursor.toString()}\n${delta?.format ?? ''}\n${maxRate}`;
     let entry = this.#entries.get(key);
     if (!entry) {
@@ -91,7 +93,7 @@ export class PollSpool {
         for (const message of mergeBacklogs(missed)) entry.take(message);
       }
     }
-    const waiter: PollWaiter = { entry, answer };
+    waiter.spoolEntry = entry;
     entry.waiters.add(waiter);
     return waiter;
   }
@@ -108,13 +110,14 @@ export class PollSpool {
    * e.g. from a timer that published), which then goes out as usual.
    */
   expire(waiter: PollWaiter): boolean {
-    return waiter.entry.scheduled ? false : this.leave(waiter);
+    const entry = waiter.spoolEntry;
+    return entry === undefined || entry.scheduled ? false : this.leave(waiter);
   }
 
   /** Stops waiting (the client left); false when the waiter was answered already. */
   leave(waiter: PollWaiter): boolean {
-    const { entry } = waiter;
-    if (entry.answered || !entry.waiters.delete(waiter)) return false;
+    const entry = waiter.spoolEntry;
+    if (entry === undefined || entry.answered || !entry.waiters.delete(waiter)) return false;
     if (entry.waiters.size === 0) this.#drop(entry);
     return true;
   }

@@ -20,18 +20,33 @@ import type { Frontier } from '../src/log/position.js';
 import { effectiveMaxRate, neverBehind, type PollAnswer } from '../src/resume/resumer.js';
 import type { TransportContext } from './context.js';
 import { pollBody } from './poll-format.js';
-import { PollSpool } from './poll-spool.js';
+import { PollSpool, type PollWaiter } from './poll-spool.js';
 import { PollAnswers } from './poll-answers.js';
 import { isPattern } from '../src/protocol/channel-filter.js';
 import { channelsParam, deltaParam, maxRateParam, numberParam, snapshotParam, stringParam } from './request-params.js';
-import { identify } from './credentials.js';
+import { credentialOf } from './credentials.js';
 import { withOwnSubs } from './sse.js';
-import { queryOf, rawRoute, sendJsonBytes, type RawHandler } from './raw-http.js';
+import { queryOf, rawRoute, sendJsonBytes, type Query, type RawHandler } from './raw-http.js';
+import type { Identity } from '../src/auth/identity.js';
 
 /** Whether a request is a long-poll (for the server's routing below fastify). */
 export function isPollRequest(request: IncomingMessage): boolean {
   const url = request.url;
   return request.method === 'GET' && url !== undefined && url.startsWith('/v1/poll') && (url.length === 8 || url.charCodeAt(8) === 63 /* ? */);
+}
+
+/** A poll's request, read once: what answering it (now, or after a read from the log) needs. */
+interface PollRequest {
+  readonly channels: readonly string[];
+  readonly from: ResumePoint;
+  readonly timeout: number;
+  readonly delta: DeltaCodec | null;
+  readonly elideMs: number;
+  /** The key of an answer pollers with the same request share; undefined: not shared. */
+  readonly shared: string | undefined;
+  /** The newest seq on the channels when the poll looked (a shared answer is valid until it moves). */
+  readonly newest: number;
+  readonly address: string;
 }
 
 /** Answers kept for pollers that come back with the same cursor, and their bytes in all. */
@@ -43,11 +58,19 @@ export function createPollRoute(ctx: TransportContext): RawHandler {
   const spool = new PollSpool(engine, options.pollMaxMessages);
   const answers = new PollAnswers(SHARED_ANSWERS, SHARED_ANSWER_BYTES);
   metrics.watchPollWaiters(() => spool.counts());
+  const held: HeldPolls = { spool, metrics, engine, reply, encode };
   ctx.onShutdown(() => spool.answerAll());
 
-  return rawRoute(ctx, 'GET /v1/poll', 'poll', async ({ request, response, address, headers }) => {
+  return rawRoute(ctx, 'GET /v1/poll', 'poll', ({ request, response, address, headers }) => {
     const query = queryOf(request.url);
-    const identity = await identify(ctx, { headers: request.headers, query });
+    const credential = credentialOf({ headers: request.headers, query });
+    const identity = ctx.auth.knownIdentity(credential);
+    // Only a token not verified lately makes the poll wait here.
+    if (identity === undefined) return ctx.auth.identify(credential).then((verified) => poll(verified, query, response, address, headers));
+    return poll(identity, query, response, address, headers);
+  });
+
+  function poll(identity: Identity, query: Query, response: ServerResponse, address: string, headers: OutgoingHttpHeaders): void | Promise<void> {
     const channels = withOwnSubs(channelsParam(query, options.maxChannelsPerSubscription, identity.subs.length > 0), identity, options.maxChannelsPerSubscription);
     const timeout = numberParam(query, 'timeout', 0, options.pollMaxTimeout, options.pollTimeout);
     const cursorText = stringParam(query, 'cursor');
@@ -69,7 +92,16 @@ export function createPollRoute(ctx: TransportContext): RawHandler {
         return;
       }
     }
-    const first = await resumer.collect(identity, channels, from, options.pollMaxMessages, { ...(snapshot ? { snapshot } : {}), ...(maxRate ? { maxRate } : {}) });
+    const looked = resumer.collect(identity, channels, from, options.pollMaxMessages, snapshot || maxRate ? { ...(snapshot ? { snapshot } : {}), ...(maxRate ? { maxRate } : {}) } : undefined);
+    const request: PollRequest = { channels, from, timeout, delta, elideMs, shared, newest, address };
+    // Only a read from the log (a cursor behind the rings) makes the poll wait here.
+    if (looked instanceof Promise) return looked.then((first) => answerOrHold(request, first, response, headers));
+    answerOrHold(request, looked, response, headers);
+  }
+
+  /** Answers at once when anything followed the cursor (or there was none), else holds the poll. */
+  function answerOrHold(request: PollRequest, first: PollAnswer, response: ServerResponse, headers: OutgoingHttpHeaders): void {
+    const { channels, from, timeout, delta, shared, newest } = request;
     if (from.kind !== 'cursor' || first.messages.length > 0 || first.resets.length > 0 || timeout === 0) {
       const body = encode(first, delta);
       // Only if nothing came while it was read (a read from the log awaits): else it may lack it.
@@ -78,9 +110,9 @@ export function createPollRoute(ctx: TransportContext): RawHandler {
       return;
     }
     // A held poll is a connection like a stream: it counts against the address's limits.
-    const release = ctx.guard.admit(address);
-    hold(response, headers, channels, from, first.cursor, timeout, delta, elideMs, release);
-  });
+    const release = ctx.guard.admit(request.address);
+    hold(response, headers, channels, from, first.cursor, timeout, delta, request.elideMs, release);
+  }
 
   /** A reply body, encoded once: counted and sent as the same bytes. */
   function encode(answer: PollAnswer, delta: DeltaCodec | null): Buffer {
@@ -95,24 +127,67 @@ export function createPollRoute(ctx: TransportContext): RawHandler {
   function hold(response: ServerResponse, headers: OutgoingHttpHeaders, channels: readonly string[], from: ResumePoint, looked: Frontier, timeout: number, delta: DeltaCodec | null, maxRate: number, release: () => void): void {
     metrics.connectionOpened('poll');
     // The point the first look covered (never behind the client's cursor): the spool goes on from there.
-    const waiter = spool.wait(channels, looked, delta, maxRate, (body) => {
-      clearTimeout(timer);
-      metrics.connectionClosed('poll');
-      if (!response.destroyed) reply(response, headers, body);
-    });
-    // Nothing came in time: the same cursor, or a newer one that skips only other channels' messages.
-    const timer = setTimeout(() => {
-      if (!spool.expire(waiter)) return;
-      metrics.connectionClosed('poll');
-      if (!response.destroyed) reply(response, headers, encode({ messages: [], resets: [], cursor: neverBehind(engine.frontier(), from).max(looked) }, delta));
-    }, timeout * 1000);
+    spool.wait(channels, looked, delta, maxRate, new HeldPoll(held, response, headers, from, looked, delta, release, timeout * 1000));
+  }
+
+}
+
+/** What every held poll of the route shares. */
+interface HeldPolls {
+  readonly spool: PollSpool;
+  readonly metrics: TransportContext['metrics'];
+  readonly engine: TransportContext['engine'];
+  reply(response: ServerResponse, headers: OutgoingHttpHeaders, body: Buffer): void;
+  encode(answer: PollAnswer, delta: DeltaCodec | null): Buffer;
+}
+
+/**
+ * A poll held until messages come (the spool answers it), its time is up, or the client goes
+ * away. One object with one listener: thousands are held at once, and each lives long enough to
+ * be copied by the garbage collector, so closures and wrappers per poll are what it would copy.
+ */
+class HeldPoll implements PollWaiter {
+  spoolEntry: PollWaiter['spoolEntry'] = undefined;
+  readonly #timer: NodeJS.Timeout;
+
+  constructor(
+    private readonly polls: HeldPolls,
+    private readonly response: ServerResponse,
+    private readonly headers: OutgoingHttpHeaders,
+    private readonly from: ResumePoint,
+    private readonly looked: Frontier,
+    private readonly delta: DeltaCodec | null,
+    private readonly release: () => void,
+    timeoutMs: number,
+  ) {
+    this.#timer = setTimeout(expireHeldPoll, timeoutMs, this);
     // The reply went out, or the client went away (or a proxy gave up): in the second case stop
     // waiting, there is nothing to send.
-    response.once('close', () => {
-      release();
-      if (!spool.leave(waiter)) return;
-      clearTimeout(timer);
-      metrics.connectionClosed('poll');
-    });
+    response.on('close', this.#closed);
   }
+
+  answer(body: Buffer): void {
+    clearTimeout(this.#timer);
+    this.polls.metrics.connectionClosed('poll');
+    if (!this.response.destroyed) this.polls.reply(this.response, this.headers, body);
+  }
+
+  /** Nothing came in time: the same cursor, or a newer one that skips only other channels' messages. */
+  expire(): void {
+    const { polls, response } = this;
+    if (!polls.spool.expire(this)) return;
+    polls.metrics.connectionClosed('poll');
+    if (!response.destroyed) polls.reply(response, this.headers, polls.encode({ messages: [], resets: [], cursor: neverBehind(polls.engine.frontier(), this.from).max(this.looked) }, this.delta));
+  }
+
+  readonly #closed = (): void => {
+    this.release();
+    if (!this.polls.spool.leave(this)) return;
+    clearTimeout(this.#timer);
+    this.polls.metrics.connectionClosed('poll');
+  };
+}
+
+function expireHeldPoll(poll: HeldPoll): void {
+  poll.expire();
 }

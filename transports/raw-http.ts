@@ -25,12 +25,30 @@ export interface RawExchange {
 /**
  * A raw route with what fastify's hooks and error handler give the others: the new-connection
  * rate (a refused connection is closed after its 429), CORS headers, and any error thrown by
- * `serve` answered with the error body, counted under `transport` (and logged when internal).
+ * `serve` (or rejecting the promise it returns) answered with the error body, counted under
+ * `transport` (and logged when internal). `serve` returns a promise only when it must wait (a
+ * token to verify, the log to read): the usual poll is served without one.
  */
-export function rawRoute(ctx: TransportContext, name: string, transport: string, serve: (exchange: RawExchange) => Promise<void>): RawHandler {
-  const attempt = async (request: IncomingMessage, response: ServerResponse): Promise<void> => {
+export function rawRoute(ctx: TransportContext, name: string, transport: string, serve: (exchange: RawExchange) => void | Promise<void>): RawHandler {
+  const fail = (error: unknown, response: ServerResponse, headers: OutgoingHttpHeaders): void => {
+    const pushError = toPushError(error);
+    if (pushError.code === 'internal') ctx.logError(error, `request failed: ${name}`);
+    // Gone, or answered already: nothing more can be said on this response.
+    if (response.headersSent || response.destroyed) return;
+    countRefusal(ctx.metrics, transport, pushError);
+    try {
+      sendRawError(response, pushError, headers);
+    } catch (failed) {
+      // What cannot be answered (the error answer itself failed) is logged, and the connection
+      // ends; the client retries (a poll polls again).
+      ctx.logError(failed, `request failed: ${name}`);
+      response.destroy();
+    }
+  };
+  return (request, response) => {
     const address = clientAddress(request, ctx.options.trustProxy);
     const headers: OutgoingHttpHeaders = { 'cache-control': 'no-store', ...ctx.cors.headers(request.headers.origin) };
+    let waiting: void | Promise<void>;
     try {
       try {
         ctx.guard.firstRequest(request.socket, address);
@@ -38,23 +56,12 @@ export function rawRoute(ctx: TransportContext, name: string, transport: string,
         headers['connection'] = 'close';
         throw error;
       }
-      await serve({ request, response, address, headers });
+      waiting = serve({ request, response, address, headers });
     } catch (error) {
-      const pushError = toPushError(error);
-      if (pushError.code === 'internal') ctx.logError(error, `request failed: ${name}`);
-      // Gone, or answered already: nothing more can be said on this response.
-      if (response.headersSent || response.destroyed) return;
-      countRefusal(ctx.metrics, transport, pushError);
-      sendRawError(response, pushError, headers);
+      fail(error, response, headers);
+      return;
     }
-  };
-  return (request, response) => {
-    // What cannot be answered (the error answer itself failed) is logged, and the connection
-    // ends; the client retries (a poll polls again).
-    attempt(request, response).catch((error: unknown) => {
-      ctx.logError(error, `request failed: ${name}`);
-      response.destroy();
-    });
+    if (waiting instanceof Promise) waiting.then(undefined, (error: unknown) => fail(error, response, headers));
   };
 }
 
@@ -78,9 +85,14 @@ export function queryOf(url: string | undefined): Query {
   return mark < 0 ? {} : (parseQuery((url as string).slice(mark + 1), '&', '=', { maxKeys: 0 }) as Query);
 }
 
-/** A JSON reply with a known length (so no chunked framing), written in one go. */
+/**
+ * A JSON reply with a known length (so no chunked framing), written in one go. `headers` is the
+ * request's own object (RawExchange.headers): completed here rather than copied.
+ */
 export function sendJsonBytes(response: ServerResponse, status: number, headers: OutgoingHttpHeaders, body: Buffer): void {
-  response.writeHead(status, { ...headers, 'content-type': 'application/json; charset=utf-8', 'content-length': body.length });
+  headers['content-type'] = 'application/json; charset=utf-8';
+  headers['content-length'] = body.length;
+  response.writeHead(status, headers);
   response.end(body);
 }
 

@@ -15,15 +15,20 @@ type Query = Record<string, string | string[] | undefined>;
  */
 export function channelsParam(query: Query, max: number, optional = false): string[] {
   const raw = query['channel'];
+  // One channel, the usual poll: no set to fold duplicates.
+  if (typeof raw === 'string' && max >= 1) return [checkedChannel(raw)];
   const list = raw === undefined ? [] : Array.isArray(raw) ? raw : [raw];
   if (list.length === 0 && !optional) throw new PushError('bad_request', 'at least one channel parameter is required');
   const channels = [...new Set(list)];
   if (channels.length > max) throw new PushError('too_many_channels', `at most ${max} channels per subscription, got ${channels.length}`);
-  for (const channel of channels) {
-    const problem = subscriptionProblem(channel);
-    if (problem) throw new PushError('bad_channel', `${problem}: ${JSON.stringify(channel.slice(0, 64))}`);
-  }
+  for (const channel of channels) checkedChannel(channel);
   return channels;
+}
+
+function checkedChannel(channel: string): string {
+  const problem = subscriptionProblem(channel);
+  if (problem) throw new PushError('bad_channel', `${problem}: ${JSON.stringify(channel.slice(0, 64))}`);
+  return channel;
 }
 
 /** A single-valued string parameter; repeating it is an error rather than a silent pick. */

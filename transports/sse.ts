@@ -152,7 +152,7 @@ export function registerSse(app: FastifyInstance, ctx: TransportContext): void {
 
   app.get('/v1/sse', { exposeHeadRoute: false }, async (request, reply) => {
     const query = request.query as Record<string, string | string[] | undefined>;
-    let channels: string[];
+    let channels: readonly string[];
     let cursorText: string | undefined;
     let delta: DeltaCodec | null;
     let snapshot: 'latest' | undefined;
@@ -226,7 +226,8 @@ export function registerSse(app: FastifyInstance, ctx: TransportContext): void {
 }
 
 /** The channels asked for plus the token's own `subs`, within the per-connection limit. */
-export function withOwnSubs(requested: readonly string[], identity: Identity, max: number): string[] {
+export function withOwnSubs(requested: readonly string[], identity: Identity, max: number): readonly string[] {
+  if (identity.subs.length === 0) return requested;
   const channels = [...new Set([...requested, ...identity.subs])];
   if (channels.length > max) throw new PushError('too_many_channels', `at most ${max} channels per subscription (with the token's own subs), got ${channels.length}`);
   return channels;

@@ -43,15 +43,27 @@ export class Authenticator {
 
   /** Who `credential` is. Rejects with a 401 PushError (TokenError) for a credential that is not good. */
   async identify(credential: string | undefined): Promise<Identity> {
+    const known = this.knownIdentity(credential);
+    // knownIdentity answers for a missing credential: what is left is a token to verify.
+    if (known || credential === undefined) return known ?? this.anonymous;
+    const identity = identityOf(await this.#verifier.verify(credential));
+    const ttl = identity.expiresAt === undefined ? VERIFIED_CACHE_TTL_MS : Math.min(VERIFIED_CACHE_TTL_MS, identity.expiresAt - Date.now());
+    if (ttl > 0) this.#verified.set(credential, identity, { ttl });
+    return identity;
+  }
+
+  /**
+   * Who `credential` is when no token needs verifying for it: open mode, anonymous, an API key, a
+   * token verified lately. Undefined: only identify() can tell. A long-poll, a request every few
+   * seconds per client, goes on without a promise in the usual case.
+   */
+  knownIdentity(credential: string | undefined): Identity | undefined {
     if (this.open) return OPEN_IDENTITY;
     if (credential === undefined || credential === '') return this.#anonymous;
     if (this.#isApiKey(credential)) return { kind: 'api-key', user: undefined, grants: [], subs: [], rate: undefined, expiresAt: undefined, scope: `key:${digest(credential).toString('base64url').slice(0, 16)}` };
     const cached = this.#verified.get(credential);
     if (cached && (cached.expiresAt === undefined || cached.expiresAt > Date.now())) return cached;
-    const identity = identityOf(await this.#verifier.verify(credential));
-    const ttl = identity.expiresAt === undefined ? VERIFIED_CACHE_TTL_MS : Math.min(VERIFIED_CACHE_TTL_MS, identity.expiresAt - Date.now());
-    if (ttl > 0) this.#verified.set(credential, identity, { ttl });
-    return identity;
+    return undefined;
   }
 
   /** True when `credential` is one of the API keys (compared in constant time). */

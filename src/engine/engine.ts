@@ -59,6 +59,12 @@ export type ResumePoint =
   | { readonly kind: 'cursor'; readonly cursor: Frontier }
   | { readonly kind: 'reset'; readonly reason: ResetReason; readonly message: string; readonly text: string };
 
+const FROM_NOW: ResumePoint = Object.freeze({ kind: 'now' });
+
+/** Cursors read lately, remembered (cursors and frontiers are immutable); the memo's bounds. */
+const CURSOR_MEMO_SIZE = 1024;
+const CURSOR_MEMO_MAX_LENGTH = 512;
+
 export interface EngineStats {
   records: number;
   duplicateRecords: number;
@@ -116,6 +122,7 @@ export class ChannelEngine implements MessageSink {
   readonly #idle: LruMap<string, Channel>;
   /** Where evicted channels stopped being replayable; consulted when a name comes back. */
   readonly #tombstones: LruMap<string, Frontier>;
+  readonly #cursorsRead = new Map<string, ResumePoint>();
   /** Past this frontier, any channel not in the maps or tombstones may have lost messages. */
   #forgottenThrough: Frontier;
 
@@ -223,10 +230,18 @@ export class ChannelEngine implements MessageSink {
 
   /** Reads a client's cursor text (undefined or empty: start from now). */
   resumePoint(text: string | undefined): ResumePoint {
-    if (text === undefined || text === '') return { kind: 'now' };
+    if (text === undefined || text === '') return FROM_NOW;
+    const known = this.#cursorsRead.get(text);
+    if (known !== undefined) return known;
     const parsed = parseCursor(text, this.epoch, this.partitions);
-    if (parsed.ok) return { kind: 'cursor', cursor: parsed.frontier };
-    return { kind: 'reset', reason: parsed.reason, message: parsed.message, text };
+    if (!parsed.ok) return { kind: 'reset', reason: parsed.reason, message: parsed.message, text };
+    const point: ResumePoint = { kind: 'cursor', cursor: parsed.frontier };
+    // Pollers woken by the same message come back with the same cursor: each would read it again.
+    if (text.length <= CURSOR_MEMO_MAX_LENGTH) {
+      if (this.#cursorsRead.size >= CURSOR_MEMO_SIZE) this.#cursorsRead.clear();
+      this.#cursorsRead.set(text, point);
+    }
+    return point;
   }
 
   /**
@@ -493,8 +508,17 @@ export class ChannelEngine implements MessageSink {
 
 /** Several channels' backlogs as one stream in dispatch order, which every cursor on it relies on. */
 export function mergeBacklogs(recoveries: readonly Pick<Recovery, 'backlog'>[]): PreparedMessage[] {
+  // Nearly always none or one (a poll that finds nothing, one channel): no arrays for those.
+  let only: PreparedMessage[] | undefined;
+  let count = 0;
+  for (const recovery of recoveries) {
+    if (recovery.backlog.length === 0) continue;
+    only = recovery.backlog;
+    count++;
+  }
+  if (count === 0) return [];
+  if (count === 1) return only as PreparedMessage[];
   const withBacklog = recoveries.filter((recovery) => recovery.backlog.length > 0);
-  if (withBacklog.length === 1) return (withBacklog[0] as Recovery).backlog;
   const merged = withBacklog.flatMap((recovery) => recovery.backlog).sort((a, b) => a.seq - b.seq);
   // A channel and a pattern (or two patterns) matching it share its ring: each message once.
   return merged.filter((message, index) => index === 0 || merged[index - 1] !== message);

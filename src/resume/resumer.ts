@@ -151,31 +151,19 @@ export class Resumer {
   /**
    * What follows `from` on `channels` (long-poll), at most `max` messages. The rings are read and
    * the gaps noted in one synchronous step, before any read from the log, so messages arriving
-   * during the read cannot push the needed ones out of a ring.
+   * during the read cannot push the needed ones out of a ring. Answered at once (no promise) when
+   * the rings are enough, which is nearly every poll: a poll's cost is mostly per request.
    */
-  async collect(identity: Identity, channels: readonly string[], from: ResumePoint, max: number, options: SubscribeOptions = {}): Promise<PollAnswer> {
+  collect(identity: Identity, channels: readonly string[], from: ResumePoint, max: number, options: SubscribeOptions = {}): PollAnswer | Promise<PollAnswer> {
     this.checkSubscribe(identity, channels);
     const snapshot = this.#snapshot(channels, from, options);
     if (snapshot.length > 0) return { messages: snapshot.slice(-max), snapshot: true, resets: [], cursor: this.engine.frontier() };
     const recoveries = channels.map((channel) => this.engine.recover(channel, from));
     const frontier = this.engine.frontier();
-    const { resets, fromLog, backlog } = await this.#complete(recoveries, channels, from);
-    const all = [...fromLog, ...backlog];
     const maxRate = effectiveMaxRate(identity, options.maxRate);
-    if (maxRate > 0) {
-      // Elided: the latest per channel, each with the furthest cursor up to it, so a cut is simple.
-      const elided = elideBacklog(all);
-      if (elided.length <= max) return { messages: all, elided, resets, cursor: neverBehind(frontier, from) };
-      const kept = elided.slice(0, max);
-      return { messages: all, elided: kept, resets, cursor: neverBehind((kept[max - 1] as Emission).cursor, from) };
-    }
-    if (all.length <= max) return { messages: all, resets, cursor: neverBehind(frontier, from) };
-    // Cut: the cursor is the last message's own. A ring message's cursor may lie behind the end
-    // of the range read back on those partitions; raise it there, or the next poll reads it again.
-    const messages = all.slice(0, max);
-    let cursor = (messages[max - 1] as PreparedMessage).frontier;
-    if (max > fromLog.length && fromLog.length > 0) cursor = cursor.max((fromLog[fromLog.length - 1] as PreparedMessage).frontier);
-    return { messages, resets, cursor: neverBehind(cursor, from) };
+    const completed = this.#complete(recoveries, channels, from);
+    if (completed instanceof Promise) return completed.then((plan) => pollAnswer(plan, from, frontier, max, maxRate));
+    return pollAnswer(completed, from, frontier, max, maxRate);
   }
 
   /**
@@ -184,8 +172,8 @@ export class Resumer {
    * commits to a response (an SSE stream's status line).
    */
   checkSubscribe(identity: Identity, channels: readonly string[], alsoHeld: readonly string[] = []): void {
-    const patterns = channels.filter(isPattern);
-    if (patterns.length > 0) {
+    if (channels.some(isPattern)) {
+      const patterns = channels.filter(isPattern);
       const { maxPatternsPerConnection, maxPatternLevels } = this.patternLimits;
       const total = patterns.length + alsoHeld.filter(isPattern).length;
       if (total > maxPatternsPerConnection) throw new PushError('too_many_channels', `at most ${maxPatternsPerConnection} pattern subscriptions per connection`);
@@ -213,20 +201,26 @@ export class Resumer {
   /**
    * Completes the rings' recoveries (taken in the caller's synchronous step) from the log: reads
    * the gaps back, replaces the rings' "expired" notices with what the log could not give, and
-   * cuts the rings' backlog where the range read back ends.
+   * cuts the rings' backlog where the range read back ends. Synchronous when there is nothing to
+   * read back.
    */
-  async #complete(recoveries: readonly Recovery[], channels: readonly string[], from: ResumePoint): Promise<{ resets: ResetNotice[]; fromLog: readonly PreparedMessage[]; backlog: PreparedMessage[] }> {
+  #complete(recoveries: readonly Recovery[], channels: readonly string[], from: ResumePoint): Completed | Promise<Completed> {
     const gaps = this.#gapsToRead(recoveries, channels, from);
-    let resets = recoveries.flatMap((recovery) => (recovery.reset ? [recovery.reset] : []));
-    let fromLog: readonly PreparedMessage[] = [];
-    if (gaps !== undefined && this.readBack && from.kind === 'cursor') {
-      const read = await this.readBack.read(channels, from.cursor, gaps);
-      this.stats.recordsReadBack += read.records;
-      fromLog = read.messages;
-      resets = [...resets.filter((reset) => reset.reason !== 'cursor_expired'), ...read.resets];
+    if (gaps === undefined || !this.readBack || from.kind !== 'cursor') {
+      const resets = resetsOf(recoveries);
+      this.#count(from, false, resets);
+      return { resets, fromLog: NOTHING, backlog: mergeBacklogs(recoveries) };
     }
-    this.#count(from, gaps !== undefined, resets);
-    return { resets, fromLog, backlog: afterReadBack(mergeBacklogs(recoveries), from, gaps) };
+    return this.#readBackGaps(this.readBack, recoveries, channels, from.cursor, gaps);
+  }
+
+  async #readBackGaps(readBack: LogReadBack, recoveries: readonly Recovery[], channels: readonly string[], cursor: Frontier, gaps: Gaps): Promise<Completed> {
+    const read = await readBack.read(channels, cursor, gaps);
+    this.stats.recordsReadBack += read.records;
+    const resets = [...resetsOf(recoveries).filter((reset) => reset.reason !== 'cursor_expired'), ...read.resets];
+    const from: ResumePoint = { kind: 'cursor', cursor };
+    this.#count(from, true, resets);
+    return { resets, fromLog: read.messages, backlog: afterReadBack(mergeBacklogs(recoveries), from, gaps) };
   }
 
   /**
@@ -252,9 +246,45 @@ export class Resumer {
     if (from.kind === 'now') return;
     if (readLog) this.stats.log++;
     else this.stats.ring++;
+    if (resets.length === 0) return;
     const reasons = new Set(resets.map((reset) => reset.reason));
     for (const reason of reasons) this.stats.reset[reason] = (this.stats.reset[reason] ?? 0) + 1;
   }
+}
+
+/** A plan's resets, the read-back messages and the rings' backlog (see #complete). */
+interface Completed {
+  readonly resets: ResetNotice[];
+  readonly fromLog: readonly PreparedMessage[];
+  readonly backlog: PreparedMessage[];
+}
+
+const NOTHING: readonly PreparedMessage[] = Object.freeze([]);
+
+function resetsOf(recoveries: readonly Recovery[]): ResetNotice[] {
+  const resets: ResetNotice[] = [];
+  for (const recovery of recoveries) if (recovery.reset) resets.push(recovery.reset);
+  return resets;
+}
+
+/** A long-poll's answer from its completed plan: at most `max` messages, and the cursor after them. */
+function pollAnswer(plan: Completed, from: ResumePoint, frontier: Frontier, max: number, maxRate: number): PollAnswer {
+  const { resets, fromLog, backlog } = plan;
+  const all = fromLog.length === 0 ? backlog : [...fromLog, ...backlog];
+  if (maxRate > 0) {
+    // Elided: the latest per channel, each with the furthest cursor up to it, so a cut is simple.
+    const elided = elideBacklog(all);
+    if (elided.length <= max) return { messages: all, elided, resets, cursor: neverBehind(frontier, from) };
+    const kept = elided.slice(0, max);
+    return { messages: all, elided: kept, resets, cursor: neverBehind((kept[max - 1] as Emission).cursor, from) };
+  }
+  if (all.length <= max) return { messages: all, resets, cursor: neverBehind(frontier, from) };
+  // Cut: the cursor is the last message's own. A ring message's cursor may lie behind the end
+  // of the range read back on those partitions; raise it there, or the next poll reads it again.
+  const messages = all.slice(0, max);
+  let cursor = (messages[max - 1] as PreparedMessage).frontier;
+  if (max > fromLog.length && fromLog.length > 0) cursor = cursor.max((fromLog[fromLog.length - 1] as PreparedMessage).frontier);
+  return { messages, resets, cursor: neverBehind(cursor, from) };
 }
 
 /**

@@ -889,8 +889,11 @@ async function runPoll(c: PollCase): Promise<void> {
     if (hold && from.kind === 'cursor' && answer.messages.length === 0 && answer.resets.length === 0) {
       // Nothing followed the cursor: the poll is held in the spool from the point it looked at.
       let body: string | undefined;
-      const waiter = spool.wait(channels, answer.cursor, null, 0, (bytes) => {
-        body = bytes.toString();
+      const waiter = spool.wait(channels, answer.cursor, null, 0, {
+        spoolEntry: undefined,
+        answer: (bytes: Buffer) => {
+          body = bytes.toString();
+        },
       });
       world.note(`  poll #${attempt.n} held`);
       count('polls held');
