@@ -246,8 +246,9 @@ export class MqttConnection implements SessionSink, ControllableConnection {
     if (topics.length === 0) return;
     const plan = await this.ctx.resumer.subscribe(this.identity, this.session, topics, from, null, this.identity.rate ? { maxRate: this.identity.rate } : {});
     if (!plan || this.session.closed) return;
-    // MQTT cannot tell a client what is gone (a reset): it is counted, and what is held follows.
-    if (plan.resets.length > 0) this.ctx.metrics.badInput('mqtt', 'session_reset');
+    // MQTT cannot tell a client what is gone (a reset): what is held follows. The loss is counted
+    // where every transport's is (edgepush_resume_resets_total, by the resumer); the client sent
+    // nothing wrong, so it is no bad input.
     this.session.replayFromLog(plan.fromLog);
     this.session.replay(plan.backlog);
     this.session.release();

@@ -286,6 +286,30 @@ describe('MQTT persistent sessions (one node)', () => {
     });
   }
 
+  it('a session whose missed messages are gone gets what is still held, counted as a resume reset, not as bad input', async () => {
+    const counts = async (): Promise<{ badInput: number; resets: number }> => {
+      const text = await scrapeMetrics(server.url, API_KEY);
+      return { badInput: metricValue(text, 'edgepush_bad_input_total', { transport: 'mqtt', code: 'session_reset' }), resets: metricValue(text, 'edgepush_resume_resets_total', { reason: 'cursor_expired' }) };
+    };
+    const token = await userToken('gone5', CAPS);
+    const first = await open(5, 'persistent-gone', token, true);
+    await first.client.subscribeAsync('mq/gone5/#', { qos: 1 });
+    await first.client.endAsync();
+    // More than a channel's ring holds (historySize, 100), and the embedded log keeps no more.
+    const missed = 150;
+    await publishAs(server.url, API_KEY, { messages: Array.from({ length: missed }, (_, i) => ({ channel: 'mq/gone5/a', data: i })) }, {}, '/v1/server/publish');
+    const before = await counts();
+    const again = await open(5, 'persistent-gone', token, true);
+    expect(again.sessionPresent).toBe(true);
+    await until(again.changed, () => again.received.length >= 100, 'what the ring still holds');
+    expect(again.received.map((m) => m.data)).toEqual(Array.from({ length: 100 }, (_, i) => missed - 100 + i));
+    const after = await counts();
+    // The client sent nothing wrong: the loss is the server's to report, once, as a reset.
+    expect(after.badInput - before.badInput).toBe(0);
+    expect(after.resets - before.resets).toBe(1);
+    await again.client.endAsync();
+  });
+
   it("does not resume another user's session under the same client id", async () => {
     const mine = await open(5, 'shared-id', await userToken('owner', CAPS), true);
     await mine.client.subscribeAsync('mq/owned/#', { qos: 1 });
