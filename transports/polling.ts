@@ -16,11 +16,11 @@
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { DeltaCodec } from '../src/delta/codec.js';
 import type { ResumePoint } from '../src/engine/engine.js';
-import type { Frontier } from '../src/log/position.js';
-import { effectiveMaxRate, neverBehind, type PollAnswer } from '../src/resume/resumer.js';
+import { effectiveMaxRate, type PollAnswer } from '../src/resume/resumer.js';
 import type { TransportContext } from './context.js';
 import { pollBody } from './poll-format.js';
-import { PollSpool, type PollWaiter } from './poll-spool.js';
+import { PollSpool } from './poll-spool.js';
+import { HeldPoll, type HeldPolls } from './held-poll.js';
 import { PollAnswers } from './poll-answers.js';
 import { isPattern } from '../src/protocol/channel-filter.js';
 import { channelsParam, deltaParam, maxRateParam, numberParam, snapshotParam, stringParam } from './request-params.js';
@@ -111,7 +111,10 @@ export function createPollRoute(ctx: TransportContext): RawHandler {
     }
     // A held poll is a connection like a stream: it counts against the address's limits.
     const release = ctx.guard.admit(request.address);
-    hold(response, headers, channels, from, first.cursor, timeout, delta, request.elideMs, release);
+    metrics.connectionOpened('poll');
+    // The point the first look covered (never behind the client's cursor): the spool goes on from there.
+    const looked = first.cursor;
+    spool.wait(channels, looked, delta, request.elideMs, new HeldPoll(held, response, headers, from, looked, delta, release, timeout * 1000));
   }
 
   /** A reply body, encoded once: counted and sent as the same bytes. */
@@ -123,71 +126,4 @@ export function createPollRoute(ctx: TransportContext): RawHandler {
     metrics.writtenBytes.poll += body.length;
     sendJsonBytes(response, 200, headers, body);
   }
-
-  function hold(response: ServerResponse, headers: OutgoingHttpHeaders, channels: readonly string[], from: ResumePoint, looked: Frontier, timeout: number, delta: DeltaCodec | null, maxRate: number, release: () => void): void {
-    metrics.connectionOpened('poll');
-    // The point the first look covered (never behind the client's cursor): the spool goes on from there.
-    spool.wait(channels, looked, delta, maxRate, new HeldPoll(held, response, headers, from, looked, delta, release, timeout * 1000));
-  }
-
-}
-
-/** What every held poll of the route shares. */
-interface HeldPolls {
-  readonly spool: PollSpool;
-  readonly metrics: TransportContext['metrics'];
-  readonly engine: TransportContext['engine'];
-  reply(response: ServerResponse, headers: OutgoingHttpHeaders, body: Buffer): void;
-  encode(answer: PollAnswer, delta: DeltaCodec | null): Buffer;
-}
-
-/**
- * A poll held until messages come (the spool answers it), its time is up, or the client goes
- * away. One object with one listener: thousands are held at once, and each lives long enough to
- * be copied by the garbage collector, so closures and wrappers per poll are what it would copy.
- */
-class HeldPoll implements PollWaiter {
-  spoolEntry: PollWaiter['spoolEntry'] = undefined;
-  readonly #timer: NodeJS.Timeout;
-
-  constructor(
-    private readonly polls: HeldPolls,
-    private readonly response: ServerResponse,
-    private readonly headers: OutgoingHttpHeaders,
-    private readonly from: ResumePoint,
-    private readonly looked: Frontier,
-    private readonly delta: DeltaCodec | null,
-    private readonly release: () => void,
-    timeoutMs: number,
-  ) {
-    this.#timer = setTimeout(expireHeldPoll, timeoutMs, this);
-    // The reply went out, or the client went away (or a proxy gave up): in the second case stop
-    // waiting, there is nothing to send.
-    response.on('close', this.#closed);
-  }
-
-  answer(body: Buffer): void {
-    clearTimeout(this.#timer);
-    this.polls.metrics.connectionClosed('poll');
-    if (!this.response.destroyed) this.polls.reply(this.response, this.headers, body);
-  }
-
-  /** Nothing came in time: the same cursor, or a newer one that skips only other channels' messages. */
-  expire(): void {
-    const { polls, response } = this;
-    if (!polls.spool.expire(this)) return;
-    polls.metrics.connectionClosed('poll');
-    if (!response.destroyed) polls.reply(response, this.headers, polls.encode({ messages: [], resets: [], cursor: neverBehind(polls.engine.frontier(), this.from).max(this.looked) }, this.delta));
-  }
-
-  readonly #closed = (): void => {
-    this.release();
-    if (!this.polls.spool.leave(this)) return;
-    clearTimeout(this.#timer);
-    this.polls.metrics.connectionClosed('poll');
-  };
-}
-
-function expireHeldPoll(poll: HeldPoll): void {
-  poll.expire();
 }
