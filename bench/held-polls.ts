@@ -177,7 +177,7 @@ async function main(): Promise<void> {
       node: process.version,
     };
     process.stdout.write(`${JSON.stringify(line)}\n`);
-    process.stdout.write(`\nheld long-polls, ${pollerCount} pollers on ${channels} channels, ${rounds - 1} rounds measured: ${line.serverUserUsPerReply} µs user + ${line.serverKernelUsPerReply} µs kernel of server CPU per reply (${line.messagesPerReply} messages per reply, ${line.repliesPerSec} replies/s)\n`);
+    process.stdout.write(`\nheld long-polls, ${pollerCount} pollers on ${channels} channels, ${rounds - 1} rounds measured: ${line.serverUserUsPerReply} µs user + ${line.serverKernelUsPerReply} µs kernel of server CPU per reply (messages per reply: ${line.messagesPerReply}; replies/s: ${line.repliesPerSec})\n`);
   } finally {
     await server.stop();
   }
