@@ -1,6 +1,6 @@
 /**
- * A held long-poll (polling.ts): waiting in the spool until messages come, its time is up, or the
- * client goes away, whichever is first; each ends it once.
+ * A held long-poll (polling.ts): it waits in the spool until messages come, its time is up or its
+ * client goes away, and whichever comes first ends it.
  */
 import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { DeltaCodec } from '../src/delta/codec.js';
