@@ -62,7 +62,7 @@ export type ResumePoint =
 const FROM_NOW: ResumePoint = Object.freeze({ kind: 'now' });
 
 /** Cursors read lately, remembered (cursors and frontiers are immutable); the memo's bounds. */
-const CURSOR_MEMO_SIZE = 1024;
+const CURSOR_MEMO_COUNT = 1024;
 const CURSOR_MEMO_MAX_LENGTH = 512;
 
 export interface EngineStats {
@@ -122,7 +122,8 @@ export class ChannelEngine implements MessageSink {
   readonly #idle: LruMap<string, Channel>;
   /** Where evicted channels stopped being replayable; consulted when a name comes back. */
   readonly #tombstones: LruMap<string, Frontier>;
-  readonly #cursorsRead = new Map<string, ResumePoint>();
+  /** The oldest read goes first when full: the cursors pollers come back with are the newest. */
+  readonly #cursorsRead = new LruMap<string, ResumePoint>({ maxCount: CURSOR_MEMO_COUNT });
   /** Past this frontier, any channel not in the maps or tombstones may have lost messages. */
   #forgottenThrough: Frontier;
 
@@ -231,16 +232,13 @@ export class ChannelEngine implements MessageSink {
   /** Reads a client's cursor text (undefined or empty: start from now). */
   resumePoint(text: string | undefined): ResumePoint {
     if (text === undefined || text === '') return FROM_NOW;
-    const known = this.#cursorsRead.get(text);
+    const known = this.#cursorsRead.peek(text);
     if (known !== undefined) return known;
     const parsed = parseCursor(text, this.epoch, this.partitions);
     if (!parsed.ok) return { kind: 'reset', reason: parsed.reason, message: parsed.message, text };
     const point: ResumePoint = { kind: 'cursor', cursor: parsed.frontier };
     // Pollers woken by the same message come back with the same cursor: each would read it again.
-    if (text.length <= CURSOR_MEMO_MAX_LENGTH) {
-      if (this.#cursorsRead.size >= CURSOR_MEMO_SIZE) this.#cursorsRead.clear();
-      this.#cursorsRead.set(text, point);
-    }
+    if (text.length <= CURSOR_MEMO_MAX_LENGTH) this.#cursorsRead.set(text, point);
     return point;
   }
 
