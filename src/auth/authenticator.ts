@@ -44,11 +44,12 @@ export class Authenticator {
   /** Who `credential` is. Rejects with a 401 PushError (TokenError) for a credential that is not good. */
   async identify(credential: string | undefined): Promise<Identity> {
     const known = this.knownIdentity(credential);
-    // knownIdentity answers for a missing credential: what is left is a token to verify.
-    if (known || credential === undefined) return known ?? this.anonymous;
-    const identity = identityOf(await this.#verifier.verify(credential));
+    if (known !== undefined) return known;
+    // knownIdentity answers every missing or empty credential: this one is a token to verify.
+    const token = credential as string;
+    const identity = identityOf(await this.#verifier.verify(token));
     const ttl = identity.expiresAt === undefined ? VERIFIED_CACHE_TTL_MS : Math.min(VERIFIED_CACHE_TTL_MS, identity.expiresAt - Date.now());
-    if (ttl > 0) this.#verified.set(credential, identity, { ttl });
+    if (ttl > 0) this.#verified.set(token, identity, { ttl });
     return identity;
   }
 

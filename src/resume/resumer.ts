@@ -211,14 +211,13 @@ export class Resumer {
       this.#count(from, false, resets);
       return { resets, fromLog: NOTHING, backlog: mergeBacklogs(recoveries) };
     }
-    return this.#readBackGaps(this.readBack, recoveries, channels, from.cursor, gaps);
+    return this.#readBackGaps(this.readBack, recoveries, channels, from, gaps);
   }
 
-  async #readBackGaps(readBack: LogReadBack, recoveries: readonly Recovery[], channels: readonly string[], cursor: Frontier, gaps: Gaps): Promise<Completed> {
-    const read = await readBack.read(channels, cursor, gaps);
+  async #readBackGaps(readBack: LogReadBack, recoveries: readonly Recovery[], channels: readonly string[], from: Extract<ResumePoint, { kind: 'cursor' }>, gaps: Gaps): Promise<Completed> {
+    const read = await readBack.read(channels, from.cursor, gaps);
     this.stats.recordsReadBack += read.records;
     const resets = [...resetsOf(recoveries).filter((reset) => reset.reason !== 'cursor_expired'), ...read.resets];
-    const from: ResumePoint = { kind: 'cursor', cursor };
     this.#count(from, true, resets);
     return { resets, fromLog: read.messages, backlog: afterReadBack(mergeBacklogs(recoveries), from, gaps) };
   }
