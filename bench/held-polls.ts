@@ -11,6 +11,7 @@
  * publisher) to the other, where taskset exists. Every message must reach every poller of its
  * channel once and in order, or the run fails.
  */
+import type { ChildProcess } from 'node:child_process';
 import net from 'node:net';
 import { parseArgs } from 'node:util';
 import { planCpus, pin } from './cpu-pinning.js';
@@ -22,7 +23,6 @@ import { round2 } from './tally.js';
 const WATCHDOG_MS = 300_000;
 const ROUND_TIMEOUT_MS = 20_000;
 const PAYLOAD_PAD = 'x'.repeat(140);
-const CURSOR_KEY = '"cursor":"';
 
 interface Config {
   pollers: number;
@@ -99,7 +99,7 @@ async function main(): Promise<void> {
   const limit = openFileLimit();
   if (limit !== undefined && limit < pollerCount + 200) throw new Error(`the open-file limit is ${limit}; ${pollerCount} pollers need ${pollerCount + 200} (ulimit -n)`);
   const server = await startEdgepush(rounds, 200);
-  live.add(server.child as NonNullable<typeof server.child>);
+  if (server.child) live.add(server.child);
   try {
     const cpus = planCpus();
     if ('serverCpu' in cpus) {
@@ -183,5 +183,5 @@ async function main(): Promise<void> {
   }
 }
 
-const live = new Set<import('node:child_process').ChildProcess>();
+const live = new Set<ChildProcess>();
 runBenchmark('bench:held-polls', main, live, WATCHDOG_MS);
