@@ -10,6 +10,7 @@ import { publishOutcomeOf } from '../src/publish/publisher.js';
 import type { TransportContext } from './context.js';
 import { identify, requireApiKey } from './credentials.js';
 import { UNSUPPORTED_BODY } from './http-errors.js';
+import { turnFlushed } from './turn-outbox.js';
 
 const JSON_TYPE = /^application\/json\s*(;|$)/i;
 
@@ -39,6 +40,9 @@ export function registerPublish(app: FastifyInstance, ctx: TransportContext): vo
     // Backends with an API key publish as fast as the log takes it; everyone else is rate limited.
     const limited = identity.kind !== 'api-key' && identity.kind !== 'server';
     const ids = await ctx.publisher.publish(identity, items, key, limited ? () => ctx.guard.publish(identity.kind === 'user' ? identity.scope : `ip:${request.ip}`, items.length) : undefined);
+    // The subscribers on this node get the message before its publisher gets the answer.
+    const flushed = turnFlushed();
+    if (flushed !== undefined) await flushed;
     return reply.code(201).header('cache-control', 'no-store').send({ ids });
   };
   app.post('/v1/publish', { bodyLimit }, handler(false));

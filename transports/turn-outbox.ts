@@ -28,12 +28,36 @@ import type { Socket } from 'node:net';
 /** Outboxes with bytes waiting, flushed together at the end of the turn. */
 let waiting: TurnOutbox[] = [];
 let scheduled = false;
+/** Settles once this turn's outboxes are flushed; made only when someone waits for it. */
+let flushed: { promise: Promise<void>; resolve: () => void } | null = null;
 
 function flushWaiting(): void {
   scheduled = false;
   const outboxes = waiting;
   waiting = [];
-  for (const outbox of outboxes) outbox.flush();
+  const settled = flushed;
+  flushed = null;
+  try {
+    for (const outbox of outboxes) outbox.flush();
+  } finally {
+    settled?.resolve();
+  }
+}
+
+/**
+ * A promise that settles once every outbox written to in this turn has handed its bytes to its
+ * socket, or undefined when none waits. A publish answers its publisher after this: the
+ * subscribers' writes go first, so the answer's system call and the framework's reply work are
+ * not spent ahead of every delivery of the message (one promise per turn, however many wait).
+ */
+export function turnFlushed(): Promise<void> | undefined {
+  if (!scheduled) return undefined;
+  if (flushed === null) {
+    let resolve!: () => void;
+    const promise = new Promise<void>((settle) => (resolve = settle));
+    flushed = { promise, resolve };
+  }
+  return flushed.promise;
 }
 
 export class TurnOutbox {

@@ -3,10 +3,12 @@
 // the rest of a request's life: the body limit, a client that goes away, CORS, and the client
 // address behind a proxy.
 import { request } from 'node:http';
+import { Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningServer } from '../../src/start.js';
 import { errorCodeOf, errorShapeProblem, eventually, httpRequest, metricValue, scrapeMetrics } from '../helpers/limit-clients.js';
-import { startTestServer } from '../helpers/server.js';
+import { publish, startTestServer } from '../helpers/server.js';
+import { SseTestClient } from '../helpers/sse-client.js';
 
 describe('POST /v1/publish content type', () => {
   let server: RunningServer;
@@ -117,5 +119,44 @@ describe('POST /v1/publish behind a proxy (trustProxy)', () => {
     expect(errorCodeOf(second)).toBe('rate_limited');
     expect(second.headers['retry-after']).toMatch(/^[1-9][0-9]*$/);
     expect((await from('198.51.100.2, 10.0.0.1')).status).toBe(201);
+  });
+});
+
+describe('POST /v1/publish answers after its local subscribers were written', () => {
+  let server: RunningServer;
+  beforeAll(async () => {
+    server = await startTestServer();
+  });
+  afterAll(async () => {
+    await server.close();
+  });
+
+  it("hands the message to every local subscriber's socket before the publisher's 201", async () => {
+    const subscribers = [new SseTestClient(server.url, ['first/a']), new SseTestClient(server.url, ['first/a'])];
+    await Promise.all(subscribers.map((subscriber) => subscriber.ready));
+    // Every write the server makes, in order: the subscribers' events and the publish's answer.
+    const writes: string[] = [];
+    const { _write: write, _writev: writev } = Socket.prototype;
+    const record = (chunk: unknown): void => void writes.push(Buffer.isBuffer(chunk) ? chunk.toString('latin1', 0, 300) : String(chunk).slice(0, 300));
+    Socket.prototype._write = function (this: Socket, chunk: unknown, ...rest: unknown[]) {
+      record(chunk);
+      return (write as (...args: unknown[]) => void).call(this, chunk, ...rest);
+    } as Socket['_write'];
+    Socket.prototype._writev = function (this: Socket, chunks: { chunk: unknown }[], ...rest: unknown[]) {
+      record(chunks[0]?.chunk);
+      return (writev as (...args: unknown[]) => void).call(this, chunks, ...rest);
+    } as Socket['_writev'];
+    try {
+      await publish(server.url, [{ channel: 'first/a', data: { n: 1 } }]);
+    } finally {
+      Object.assign(Socket.prototype, { _write: write, _writev: writev });
+    }
+    await Promise.all(subscribers.map((subscriber) => subscriber.waitFor(() => subscriber.received.length === 1, 'the message')));
+    subscribers.forEach((subscriber) => subscriber.drop());
+    const answer = writes.findIndex((text) => text.startsWith('HTTP/1.1 201'));
+    const events = writes.flatMap((text, index) => (text.startsWith('id:') && text.includes('"first/a"') ? [index] : []));
+    expect(answer).toBeGreaterThanOrEqual(0);
+    expect(events).toHaveLength(2);
+    expect(Math.max(...events)).toBeLessThan(answer);
   });
 });

@@ -1,7 +1,7 @@
 import { once } from 'node:events';
 import { createServer, connect, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { TurnOutbox } from '../../../transports/turn-outbox.js';
+import { TurnOutbox, turnFlushed } from '../../../transports/turn-outbox.js';
 import { textFrame } from '../../../transports/websocket-format.js';
 
 /** A connected loopback pair: the server side is the one written to. */
@@ -63,6 +63,30 @@ describe('TurnOutbox', () => {
     pair.client.on('data', (data: Buffer) => (received += data.toString()));
     await once(pair.client, 'end');
     expect(received).toBe('last words.');
+  });
+
+  it('turnFlushed settles once every outbox of the turn has handed its bytes to its socket', async () => {
+    expect(turnFlushed()).toBeUndefined();
+    const pairs = [await socketPair(), await socketPair()];
+    for (const pair of pairs) cleanups.push(pair.close);
+    const written: string[] = [];
+    const outboxes = pairs.map((pair, index) => {
+      const write = pair.server.write.bind(pair.server);
+      pair.server.write = ((chunk: Buffer) => {
+        written.push(`${index}:${chunk}`);
+        return write(chunk);
+      }) as Socket['write'];
+      return new TurnOutbox(pair.server, true);
+    });
+    outboxes[0]!.write(Buffer.from('a'));
+    const flushed = turnFlushed();
+    outboxes[1]!.write(Buffer.from('b'));
+    // Everyone waiting in one turn shares one promise.
+    expect(turnFlushed()).toBe(flushed);
+    expect(written).toEqual([]);
+    await flushed;
+    expect(written).toEqual(['0:a', '1:b']);
+    expect(turnFlushed()).toBeUndefined();
   });
 
   it('drops the turn when the protocol above is closed, and says when the socket took a flush', async () => {
